@@ -1,0 +1,138 @@
+//! Carries out a `Plan`: removes sets after re-checking each one, raises the
+//! limits, and reports what actually happened.
+//!
+//! Every step is atomic in the kernel (one IPC_RMID, one write of all four
+//! limits), so a kill at any point leaves a consistent state that the next
+//! run finishes.
+
+use crate::limits::{self, Limits};
+use crate::plan::{Class, Plan, classify};
+use crate::snapshot::{self, SemSet};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Skip {
+    pub semid: i32,
+    pub key: i32,
+    pub why: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    pub removed: Vec<i32>,
+    pub skipped: Vec<Skip>,
+    /// The limits read back after a raise.
+    pub raised: Option<Limits>,
+    pub persisted: Option<String>,
+    /// Set when the time budget ran out before the plan was done.
+    pub timed_out: bool,
+}
+
+pub struct Context<'a> {
+    pub min_age: u64,
+    pub now: &'a dyn Fn() -> i64,
+    pub deadline: Option<Instant>,
+    pub sem_path: &'a Path,
+    pub persist: Option<&'a Path>,
+}
+
+/// Why a planned removal must not happen now, or `None` if it may.
+fn recheck(planned: &SemSet, now: &SemSet, min_age: u64, at: i64) -> Option<String> {
+    if now.stat.key != planned.stat.key {
+        return Some("key changed".into());
+    }
+    if (now.stat.otime, now.stat.ctime) != (planned.stat.otime, planned.stat.ctime) {
+        return Some("used since it was read".into());
+    }
+    match classify(now, min_age, at) {
+        Class::Residual => None,
+        other => Some(other.reasons().join(", ")),
+    }
+}
+
+pub fn apply(
+    snap: &snapshot::Snapshot,
+    plan: &Plan,
+    ctx: &Context,
+) -> Result<Applied, String> {
+    let by_semid: HashMap<i32, &SemSet> = snap.sets.iter().map(|s| (s.semid, s)).collect();
+    let mut out = Applied::default();
+    for &semid in &plan.remove {
+        if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
+            out.timed_out = true;
+            return Ok(out);
+        }
+        let planned = by_semid[&semid];
+        let skip = |why: String| Skip {
+            semid,
+            key: planned.stat.key,
+            why,
+        };
+        let current = snapshot::reread(semid)
+            .map_err(|e| format!("re-reading semaphore set {semid}: {e}"))?;
+        let Some(current) = current else {
+            out.skipped.push(skip("gone before removal".into()));
+            continue;
+        };
+        if let Some(why) = recheck(planned, &current, ctx.min_age, (ctx.now)()) {
+            out.skipped.push(skip(why));
+            continue;
+        }
+        match crate::sysv::remove(semid) {
+            Ok(()) => out.removed.push(semid),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {
+                out.skipped.push(skip("gone before removal".into()))
+            }
+            Err(e) => return Err(format!("semctl({semid}, IPC_RMID): {e}")),
+        }
+    }
+
+    if let Some(target) = plan.raise {
+        let path = ctx.sem_path;
+        limits::write(path, &target).map_err(|e| {
+            format!("cannot raise the limits: writing \"{target}\" to {}: {e}", path.display())
+        })?;
+        let read_back = limits::read(path)?;
+        if read_back != target {
+            return Err(format!(
+                "the kernel kept {} = \"{read_back}\" after semprep wrote \"{target}\"",
+                path.display()
+            ));
+        }
+        out.raised = Some(read_back);
+        if let Some(file) = ctx.persist {
+            persist(file, &read_back)?;
+            out.persisted = Some(file.display().to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// Writes `kernel.sem` to a sysctl.d file atomically: temp file, fsync,
+/// rename, fsync of the directory. A kill leaves the old file or the new one.
+pub fn persist(file: &Path, limits: &Limits) -> Result<(), String> {
+    use std::io::Write;
+    let err = |what: &str, e: std::io::Error| format!("{what} {}: {e}", file.display());
+    let dir = file.parent().unwrap_or(Path::new("/"));
+    std::fs::create_dir_all(dir).map_err(|e| err("creating the directory of", e))?;
+    let mut tmp_name = file.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(".semprep-tmp");
+    let tmp = dir.join(tmp_name);
+    let body = format!(
+        "# Written by semprep --persist: the SysV semaphore limits it raised.\n\
+         # Fields: SEMMSL SEMMNS SEMOPM SEMMNI (see /proc/sys/kernel/sem).\n\
+         kernel.sem = {limits}\n"
+    );
+    let mut f = std::fs::File::create(&tmp).map_err(|e| err("creating a temp file for", e))?;
+    f.write_all(body.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| err("writing", e))?;
+    std::fs::rename(&tmp, file).map_err(|e| err("renaming into", e))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,61 @@
+//! The run's time budget. docker.service and isulad.service set
+//! `TimeoutStartSec=0`, so systemd would wait forever for a hung
+//! `ExecStartPre=`: semprep bounds itself instead.
+//!
+//! The orderly path checks `remaining()` between steps. A watchdog thread is
+//! the backstop for a step that hangs in the kernel: shortly after the
+//! deadline it runs the mode's expiry action (exit, or exec the daemon),
+//! unless the main thread has disarmed it first. Each step is atomic in the
+//! kernel, so stopping between any two leaves nothing half-done.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long after the deadline the watchdog waits for the orderly path.
+const GRACE: Duration = Duration::from_millis(300);
+
+pub struct Budget {
+    deadline: Instant,
+    total: Duration,
+    done: Arc<Mutex<bool>>,
+}
+
+impl Budget {
+    /// Starts the clock; `on_expiry` runs on the watchdog thread and must
+    /// not return (it exits or execs).
+    pub fn start(total: Duration, on_expiry: impl FnOnce() + Send + 'static) -> Budget {
+        let deadline = Instant::now() + total;
+        let done = Arc::new(Mutex::new(false));
+        let flag = Arc::clone(&done);
+        std::thread::spawn(move || {
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()) + GRACE);
+            // Holding the flag while acting keeps `disarm` from racing us.
+            let finished = flag.lock().unwrap_or_else(|p| p.into_inner());
+            if !*finished {
+                on_expiry();
+            }
+        });
+        Budget {
+            deadline,
+            total,
+            done,
+        }
+    }
+
+    pub fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    pub fn total(&self) -> Duration {
+        self.total
+    }
+
+    /// The main thread is about to finish: the watchdog must not act.
+    pub fn disarm(&self) {
+        *self.done.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+}

@@ -1,0 +1,280 @@
+//! The command line. Every option also reads a `SEMPREP_*` environment
+//! variable, so drop-ins and /etc/default/semprep can set it; the command
+//! line wins.
+
+use crate::daemon::Daemon;
+use crate::plan::Policy;
+use clap::builder::BoolishValueParser;
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+const AFTER_HELP: &str = "\
+Exit codes: 0 ready (nothing to do, or fixed) · 1 semprep's own failure
+(0 in run and exec unless --strict) · 2 bad usage or input · 3 headroom still
+short · 4 refused (daemon alive, or lock busy).
+
+With no command, semprep runs `semprep run`.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "semprep",
+    version,
+    about = "Clear leaked device-mapper udev cookies (SysV semaphores) before a container daemon starts",
+    long_about = "Clear leaked device-mapper udev cookies (SysV semaphores) before a container \
+daemon starts.\n\nA dockerd, iSulad, containerd or LVM killed in the middle of a device-mapper \
+operation leaves a semaphore set keyed 0x0d4dXXXX behind. Once the sets in use reach SEMMNI \
+(the 4th field of /proc/sys/kernel/sem), the daemon fails with \"devicemapper: Can't set \
+cookie\". semprep removes the cookies that are provably dead, never anything else, and raises \
+SEMMNI when headroom is still short.",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Prepare for the daemon start: remove residual cookies, raise SEMMNI if still short (default)
+    Run(RunArgs),
+    /// Show limits, usage and every dm cookie with its class; changes nothing, needs no root
+    Status(StatusArgs),
+    /// Remove residual cookies only; never raises
+    Clean(CleanArgs),
+    /// Raise SEMMNI (and SEMMNS) only; never removes
+    Raise(RaiseArgs),
+    /// Prepare like `run`, then replace semprep with PROGRAM, which keeps the lock for its life
+    #[command(after_help = "Example: semprep exec --daemon docker -- /usr/bin/dockerd -H fd://")]
+    Exec(ExecArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Output {
+    /// Print one JSON document on stdout instead of text
+    #[arg(long, env = "SEMPREP_JSON", value_parser = BoolishValueParser::new())]
+    pub json: bool,
+    /// Also log debug lines
+    #[arg(short, long, env = "SEMPREP_VERBOSE", value_parser = BoolishValueParser::new(), conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// Log only warnings and errors
+    #[arg(short, long, env = "SEMPREP_QUIET", value_parser = BoolishValueParser::new())]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Classify {
+    /// A cookie untouched for less than this is busy, not residual (0, 90s, 5m, 1h)
+    #[arg(long, env = "SEMPREP_MIN_AGE", default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    pub min_age: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Reserve {
+    /// Free semaphore sets (and semaphores) the daemon needs
+    #[arg(long, env = "SEMPREP_RESERVE", default_value_t = 32, value_parser = clap::value_parser!(u64).range(0..=1 << 31), value_name = "N")]
+    pub reserve: u64,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Guard {
+    /// Print the plan and change nothing
+    #[arg(short = 'n', long, env = "SEMPREP_DRY_RUN", value_parser = BoolishValueParser::new())]
+    pub dry_run: bool,
+    /// Lock file held while changing state (and by `exec`'s program)
+    #[arg(long, env = "SEMPREP_LOCK_FILE", default_value = "/run/semprep.lock", value_name = "PATH")]
+    pub lock_file: PathBuf,
+    /// How long to wait for the lock
+    #[arg(long, env = "SEMPREP_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub lock_timeout: Duration,
+    /// Time budget for the whole run, lock wait included
+    #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DaemonArgs {
+    /// The daemon that must not be running while cookies are removed
+    #[arg(long, env = "SEMPREP_DAEMON", value_enum, default_value_t = Daemon::Docker)]
+    pub daemon: Daemon,
+    /// The daemon's pidfile [default: /var/run/docker.pid, /var/run/isulad.pid]
+    #[arg(long, env = "SEMPREP_PIDFILE", value_name = "PATH", value_parser = parse_path)]
+    pub pidfile: Option<PathBuf>,
+    /// Remove residual cookies even while the daemon runs
+    #[arg(long, env = "SEMPREP_FORCE", value_parser = BoolishValueParser::new())]
+    pub force: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Raising {
+    /// Never raise SEMMNI above this [default: the kernel's maximum]
+    #[arg(long, env = "SEMPREP_MAX_SEMMNI", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+    pub max_semmni: Option<u32>,
+    /// Also write the raised limits to --persist-file for the next boot
+    #[arg(long, env = "SEMPREP_PERSIST", value_parser = BoolishValueParser::new())]
+    pub persist: bool,
+    /// sysctl.d file written by --persist
+    #[arg(long, env = "SEMPREP_PERSIST_FILE", default_value = "/etc/sysctl.d/90-semprep.conf", value_name = "PATH", value_parser = parse_path)]
+    pub persist_file: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Hook {
+    /// auto: clean, then raise if short · clean · raise · report: change nothing
+    #[arg(long, env = "SEMPREP_POLICY", value_enum, default_value_t = Policy::Auto)]
+    pub policy: Policy,
+    /// Exit 1 on semprep's own failures instead of letting the daemon start
+    #[arg(long, env = "SEMPREP_STRICT", value_parser = BoolishValueParser::new())]
+    pub strict: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub hook: Hook,
+    #[command(flatten)]
+    pub guard: Guard,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    #[command(flatten)]
+    pub classify: Classify,
+    #[command(flatten)]
+    pub reserve: Reserve,
+    #[command(flatten)]
+    pub raising: Raising,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub classify: Classify,
+    #[command(flatten)]
+    pub reserve: Reserve,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CleanArgs {
+    #[command(flatten)]
+    pub guard: Guard,
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+    #[command(flatten)]
+    pub classify: Classify,
+    #[command(flatten)]
+    pub reserve: Reserve,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RaiseArgs {
+    /// Raise SEMMNI to exactly N (at most the kernel's maximum, at least the sets in use)
+    #[arg(long, env = "SEMPREP_SEMMNI", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+    pub semmni: Option<u32>,
+    #[command(flatten)]
+    pub guard: Guard,
+    #[command(flatten)]
+    pub reserve: Reserve,
+    #[command(flatten)]
+    pub raising: Raising,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// The program to run after preparing, with its arguments (after `--`)
+    #[arg(last = true, required = true, value_name = "PROGRAM")]
+    pub program: Vec<OsString>,
+}
+
+/// Parses `0`, `90s`, `5m`, `1h`, `500ms`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let allowed = "expected a whole number with an optional unit ms, s, m or h, e.g. 0, 90s, 5m, 1h";
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| allowed.to_owned())?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(allowed.to_owned()),
+    };
+    ms.filter(|ms| *ms <= 365 * 86_400_000)
+        .map(Duration::from_millis)
+        .ok_or_else(|| "too long: at most a year".to_owned())
+}
+
+fn parse_path(text: &str) -> Result<PathBuf, String> {
+    if text.is_empty() {
+        Err("expected a path, got an empty string".into())
+    } else {
+        Ok(PathBuf::from(text))
+    }
+}
+
+/// `semprep [OPTIONS]` means `semprep run [OPTIONS]`: insert `run` unless a
+/// subcommand or a top-level flag (help, version) comes first.
+pub fn with_default_command(mut args: Vec<OsString>) -> Vec<OsString> {
+    let first = args.get(1).and_then(|a| a.to_str());
+    let top_level = [
+        "run", "status", "clean", "raise", "exec", "help", "-h", "--help", "-V", "--version",
+    ];
+    if !first.is_some_and(|f| top_level.contains(&f)) {
+        args.insert(1.min(args.len()), "run".into());
+    }
+    args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("0", 0),
+            ("90", 90_000),
+            ("90s", 90_000),
+            ("5m", 300_000),
+            ("1h", 3_600_000),
+            ("500ms", 500),
+        ];
+        for (text, ms) in ok {
+            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+        }
+        for bad in ["", "-1", "5x", "m", "1.5m", "5 m", "99999999999999999999", "9000h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn bare_invocation_means_run() {
+        let argv = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let cases: [(&[&str], &[&str]); 5] = [
+            (&["semprep"], &["semprep", "run"]),
+            (&["semprep", "-n"], &["semprep", "run", "-n"]),
+            (&["semprep", "status"], &["semprep", "status"]),
+            (&["semprep", "--help"], &["semprep", "--help"]),
+            (&["semprep", "--daemon", "none"], &["semprep", "run", "--daemon", "none"]),
+        ];
+        for (given, want) in cases {
+            assert_eq!(with_default_command(argv(given)), argv(want));
+        }
+    }
+}

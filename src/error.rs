@@ -1,0 +1,44 @@
+//! Exit codes (DESIGN.md §3) and the one error type that carries them.
+
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Code {
+    /// Nothing to do, or fixed.
+    Ready = 0,
+    /// semprep's own failure (0 in hook mode unless --strict).
+    Failure = 1,
+    /// Bad usage or input; nothing was changed.
+    Usage = 2,
+    /// Headroom is still short and semprep may not or cannot fix it.
+    Short = 3,
+    /// Refused: the daemon is alive, or the lock is busy.
+    Refused = 4,
+}
+
+#[derive(Debug)]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+}
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Error {
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn failure(message: impl Into<String>) -> Self {
+        Self::new(Code::Failure, message)
+    }
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(Code::Usage, message)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}

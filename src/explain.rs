@@ -1,0 +1,86 @@
+//! The sentences an operator reads: what semprep did, and when the daemon
+//! cannot start, why and what to do. Words an operator knows: ipcs, SEMMNI,
+//! /proc/sys/kernel/sem.
+
+use crate::apply::Applied;
+use crate::plan::{Headroom, Params, Plan, Policy};
+use crate::report::key_hex;
+use crate::snapshot::Snapshot;
+use log::info;
+
+/// Why headroom is still short after the plan, and what to do about it.
+pub fn short(snap: &Snapshot, plan: &Plan, room: &Headroom, p: &Params) -> String {
+    let limits = plan.raise.unwrap_or(snap.limits);
+    let mut what = Vec::new();
+    if room.free_sets < p.reserve {
+        what.push(format!(
+            "{} of SEMMNI {} semaphore sets are in use ({} free, the daemon needs {})",
+            room.sets_in_use, limits.semmni, room.free_sets, p.reserve
+        ));
+    }
+    if room.free_sems < p.reserve {
+        what.push(format!(
+            "{} of SEMMNS {} semaphores are in use ({} free, the daemon needs {})",
+            room.sems_in_use, limits.semmns, room.free_sems, p.reserve
+        ));
+    }
+    let why = match p.policy {
+        Policy::Clean | Policy::Report => format!(
+            "policy {} does not raise the limit",
+            if p.policy == Policy::Clean { "clean" } else { "report" }
+        ),
+        Policy::Auto | Policy::Raise => format!(
+            "SEMMNI cannot go above {} (the kernel's maximum, or --max-semmni)",
+            p.max_semmni
+                .unwrap_or(snap.kernel_max_semmni)
+                .min(snap.kernel_max_semmni)
+        ),
+    };
+    format!(
+        "headroom still short: {}; {} residual cookies removable, {} busy kept; {why}. \
+         The daemon's next semget will fail with ENOSPC (\"devicemapper: Can't set cookie\"). \
+         Fix: raise SEMMNI, the 4th field of /proc/sys/kernel/sem (`semprep raise`, or \
+         `echo \"{} {} {} N\" > /proc/sys/kernel/sem`), or remove sets listed by `ipcs -s` \
+         that you know are dead",
+        what.join("; "),
+        plan.remove.len(),
+        plan.count("busy"),
+        limits.semmsl,
+        limits.semmns,
+        limits.semopm,
+    )
+}
+
+/// One or two info lines on what the run changed; nothing when it changed
+/// nothing (quiet when all is well).
+pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {
+    for s in &applied.skipped {
+        info!(
+            "kept semid {} key {}: {} (re-checked just before removal)",
+            s.semid,
+            key_hex(s.key),
+            s.why
+        );
+    }
+    if !applied.removed.is_empty() {
+        info!(
+            "removed {} residual dm cookies ({} busy kept, {} look-alike sets left alone); \
+             semaphore sets in use {} -> {} of SEMMNI {}",
+            applied.removed.len(),
+            plan.count("busy"),
+            plan.count("foreign"),
+            snap.sets_in_use,
+            snap.sets_in_use.saturating_sub(applied.removed.len() as u64),
+            snap.limits.semmni
+        );
+    }
+    if let Some(l) = applied.raised {
+        info!(
+            "raised kernel.sem from \"{}\" to \"{l}\" (SEMMNI {} -> {})",
+            snap.limits, snap.limits.semmni, l.semmni
+        );
+    }
+    if let Some(f) = &applied.persisted {
+        info!("wrote kernel.sem = {} to {f} for the next boot", applied.raised.unwrap_or(snap.limits));
+    }
+}

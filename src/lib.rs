@@ -1,0 +1,23 @@
+//! semprep: clear leaked device-mapper udev cookies (SysV semaphore sets)
+//! before a container daemon starts, and raise SEMMNI when headroom is short.
+//!
+//! Data flows one way: `snapshot` reads the kernel, `plan` decides (pure),
+//! `apply` changes the kernel, `report` and `explain` tell. `run` wires the
+//! commands together with the guards (`lock`, `daemon`, `budget`).
+
+pub mod apply;
+pub mod budget;
+pub mod cli;
+pub mod daemon;
+pub mod error;
+pub mod exec;
+pub mod explain;
+pub mod limits;
+pub mod lock;
+pub mod logging;
+pub mod plan;
+pub mod process;
+pub mod report;
+pub mod run;
+pub mod snapshot;
+pub mod sysv;

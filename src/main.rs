@@ -1,0 +1,17 @@
+use clap::Parser;
+use semprep::cli::{Cli, Command, with_default_command};
+
+fn main() {
+    let args = with_default_command(std::env::args_os().collect());
+    // clap prints usage errors itself and exits 2; --help and --version exit 0.
+    let cli = Cli::parse_from(args);
+    let out = match &cli.command {
+        Command::Run(a) => &a.output,
+        Command::Exec(a) => &a.run.output,
+        Command::Status(a) => &a.output,
+        Command::Clean(a) => &a.output,
+        Command::Raise(a) => &a.output,
+    };
+    semprep::logging::init(out.verbose, out.quiet);
+    std::process::exit(semprep::run::main(cli));
+}

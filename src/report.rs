@@ -1,0 +1,189 @@
+//! Turning snapshots, plans and results into text and JSON. Nothing here
+//! decides anything.
+
+use crate::apply::Applied;
+use crate::plan::{Class, Plan};
+use crate::snapshot::{SemSet, Snapshot};
+use serde_json::{Value, json};
+use std::fmt::Write;
+
+/// Writes a report to stdout. A closed pipe (`semprep status | head`) is
+/// not an error worth a panic: the reader has what it wanted.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+pub fn key_hex(key: i32) -> String {
+    format!("0x{:08x}", key as u32)
+}
+
+/// `45s`, `12m`, `2h13m`, `3d4h`.
+pub fn human_age(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d{}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+fn percent(used: u64, max: u32) -> u64 {
+    if max == 0 { 100 } else { used * 100 / u64::from(max) }
+}
+
+/// `semaphore sets 128/128 (100%): 120 dm cookies (117 residual, 3 busy);
+/// semaphores 128/32000`
+pub fn summary(snap: &Snapshot, plan: &Plan) -> String {
+    let (residual, busy) = (plan.count("residual"), plan.count("busy"));
+    let lookalike = plan.count("foreign");
+    let mut s = format!(
+        "semaphore sets {}/{} ({}%): {} dm cookies ({residual} residual, {busy} busy)",
+        snap.sets_in_use,
+        snap.limits.semmni,
+        percent(snap.sets_in_use, snap.limits.semmni),
+        residual + busy,
+    );
+    if lookalike > 0 {
+        let _ = write!(s, ", {lookalike} look-alike sets");
+    }
+    let _ = write!(s, "; semaphores {}/{}", snap.sems_in_use, snap.limits.semmns);
+    s
+}
+
+/// The human `status` report: limits, one row per dm-magic set, summary.
+pub fn status_text(snap: &Snapshot, plan: &Plan) -> String {
+    let l = &snap.limits;
+    let mut out = format!(
+        "kernel.sem: SEMMSL {} SEMMNS {} SEMOPM {} SEMMNI {} (kernel maximum {})\n",
+        l.semmsl, l.semmns, l.semopm, l.semmni, snap.kernel_max_semmni
+    );
+    if !plan.sets.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:>10}  {:<10}  {:>5}  {:>7}  {:<8}  REASONS",
+            "SEMID", "KEY", "VALUE", "IDLE", "CLASS"
+        );
+    }
+    for (entry, set) in plan.sets.iter().zip(&snap.sets) {
+        let value = set
+            .detail
+            .as_ref()
+            .ok()
+            .and_then(|d| d.value)
+            .map_or("-".to_owned(), |v| v.to_string());
+        let _ = writeln!(
+            out,
+            "{:>10}  {:<10}  {:>5}  {:>7}  {:<8}  {}",
+            entry.semid,
+            key_hex(entry.key),
+            value,
+            human_age(entry.age),
+            entry.class.name(),
+            entry.class.reasons().join(", ")
+        );
+    }
+    out.push_str(&summary(snap, plan));
+    out.push('\n');
+    if !snap.privileged && !snap.sets.is_empty() {
+        out.push_str("note: not root: waiters and owners of root's cookies cannot be read, so they show as busy; run as root for the full picture\n");
+    }
+    out
+}
+
+/// What `--dry-run` prints: each removal, the raise, and the verdict.
+pub fn plan_text(snap: &Snapshot, plan: &Plan) -> String {
+    let mut out = String::new();
+    let remove: std::collections::HashSet<i32> = plan.remove.iter().copied().collect();
+    for entry in plan.sets.iter().filter(|e| remove.contains(&e.semid)) {
+        let _ = writeln!(
+            out,
+            "would remove semid {} key {} (residual, idle {})",
+            entry.semid,
+            key_hex(entry.key),
+            human_age(entry.age)
+        );
+    }
+    if let Some(to) = plan.raise {
+        let _ = writeln!(out, "would raise kernel.sem from \"{}\" to \"{to}\"", snap.limits);
+    }
+    let _ = writeln!(
+        out,
+        "{}; after the plan: {} free sets, {} free semaphores: {}",
+        summary(snap, plan),
+        plan.after.free_sets,
+        plan.after.free_sems,
+        match plan.verdict {
+            crate::plan::Verdict::Ready => "ready",
+            crate::plan::Verdict::Fixed => "fixed",
+            crate::plan::Verdict::Short => "still short",
+        }
+    );
+    out
+}
+
+fn set_json(set: &SemSet, class: &Class, age: u64) -> Value {
+    let s = &set.stat;
+    let mut v = json!({
+        "semid": set.semid,
+        "key": key_hex(s.key),
+        "nsems": s.nsems,
+        "mode": format!("{:04o}", s.mode & 0o7777),
+        "uid": s.uid,
+        "cuid": s.cuid,
+        "otime": s.otime,
+        "ctime": s.ctime,
+        "idle_secs": age,
+        "class": class.name(),
+        "reasons": class.reasons(),
+    });
+    match &set.detail {
+        Ok(d) => {
+            let extra = serde_json::to_value(d).unwrap_or(Value::Null);
+            if let (Some(obj), Value::Object(more)) = (v.as_object_mut(), extra) {
+                obj.extend(more);
+            }
+        }
+        Err(why) => v["unreadable"] = json!(why),
+    }
+    v
+}
+
+/// The one JSON document of every command (`"schema": 1`).
+pub fn json_doc(
+    command: &str,
+    snap: &Snapshot,
+    plan: &Plan,
+    params: &crate::plan::Params,
+    applied: Option<&Applied>,
+    code: crate::error::Code,
+) -> Value {
+    let sets: Vec<Value> = plan
+        .sets
+        .iter()
+        .zip(&snap.sets)
+        .map(|(e, s)| set_json(s, &e.class, e.age))
+        .collect();
+    json!({
+        "schema": 1,
+        "command": command,
+        "limits": snap.limits,
+        "kernel_max_semmni": snap.kernel_max_semmni,
+        "usage": { "sets": snap.sets_in_use, "semaphores": snap.sems_in_use },
+        "privileged": snap.privileged,
+        "policy": params.policy,
+        "min_age_secs": params.min_age,
+        "reserve": params.reserve,
+        "sets": sets,
+        "plan": {
+            "remove": plan.remove,
+            "raise": plan.raise,
+            "before": plan.before,
+            "after": plan.after,
+            "verdict": plan.verdict,
+        },
+        "result": applied,
+        "exit_code": code as i32,
+    })
+}

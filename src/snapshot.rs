@@ -1,0 +1,172 @@
+//! One consistent-enough read of the kernel's semaphore state. Nothing else
+//! in semprep reads kernel state: the plan is computed from a `Snapshot`, and
+//! `apply` re-reads single sets through `reread` below.
+
+use crate::limits::{self, Limits};
+use crate::sysv::{self, SetStat};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+
+/// The top 16 bits of every libdm cookie key (`DM_COOKIE_MAGIC`).
+pub const DM_COOKIE_MAGIC: u32 = 0x0D4D;
+
+pub fn has_cookie_magic(key: i32) -> bool {
+    (key as u32) >> 16 == DM_COOKIE_MAGIC
+}
+
+/// Who did the last semop or SETVAL on a set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum Owner {
+    /// GETPID is 0: nobody, or a pid outside our pid namespace.
+    Unknown,
+    /// That pid no longer exists.
+    Gone { pid: i32 },
+    Alive { pid: i32, comm: String },
+}
+
+/// The per-semaphore facts, read only for sets whose key has the dm magic.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    /// GETVAL; only read when a report shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<i32>,
+    pub zcnt: i32,
+    pub ncnt: i32,
+    pub owner: Owner,
+}
+
+/// A semaphore set whose key carries the dm magic: a cookie or a look-alike.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SemSet {
+    pub semid: i32,
+    pub stat: SetStat,
+    /// `Err` holds why the details could not be read (e.g. not root).
+    pub detail: Result<Detail, String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub limits: Limits,
+    pub kernel_max_semmni: u32,
+    pub sets_in_use: u64,
+    pub sems_in_use: u64,
+    /// Sets with the dm magic in their key, in kernel index order.
+    pub sets: Vec<SemSet>,
+    /// Whether we may read every set's details (root, or CAP_IPC_OWNER).
+    pub privileged: bool,
+}
+
+/// What to read besides what classification needs.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ReadOptions {
+    pub values: bool,
+}
+
+/// Pid liveness cache: one cookie-leaking process often leaves many sets.
+#[derive(Default)]
+struct Owners(HashMap<i32, Owner>);
+
+impl Owners {
+    fn get(&mut self, pid: i32) -> Owner {
+        if pid <= 0 {
+            return Owner::Unknown;
+        }
+        self.0
+            .entry(pid)
+            .or_insert_with(|| {
+                if crate::process::alive(pid) {
+                    let comm = crate::process::comm(pid).unwrap_or_else(|| "?".into());
+                    Owner::Alive { pid, comm }
+                } else {
+                    Owner::Gone { pid }
+                }
+            })
+            .clone()
+    }
+}
+
+fn read_detail(semid: i32, opts: ReadOptions, owners: &mut Owners) -> io::Result<Detail> {
+    let value = if opts.values {
+        Some(sysv::get_val(semid)?)
+    } else {
+        None
+    };
+    Ok(Detail {
+        value,
+        zcnt: sysv::get_zcnt(semid)?,
+        ncnt: sysv::get_ncnt(semid)?,
+        owner: owners.get(sysv::get_pid(semid)?),
+    })
+}
+
+fn vanished(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EIDRM))
+}
+
+/// Reads limits, usage and every dm-magic set.
+pub fn read(opts: ReadOptions) -> Result<Snapshot, String> {
+    let limits = limits::read(Path::new(limits::SEM_PATH))?;
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    let privileged = nix::unistd::geteuid().is_root();
+    let info = sysv::sem_info().map_err(|e| format!("semctl(SEM_INFO): {e}"))?;
+
+    let mut sets = Vec::new();
+    let mut owners = Owners::default();
+    for index in 0..=info.max_index {
+        let (semid, stat) = match sysv::sem_stat(index, !privileged) {
+            Ok(found) => found,
+            Err(e) if vanished(&e) => continue, // an empty slot
+            Err(e) => return Err(format!("semctl({index}, SEM_STAT): {e}")),
+        };
+        if !has_cookie_magic(stat.key) {
+            continue;
+        }
+        let detail = match read_detail(semid, opts, &mut owners) {
+            Ok(d) => Ok(d),
+            Err(e) if vanished(&e) => continue, // removed since SEM_STAT
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err("needs root".into()),
+            Err(e) => return Err(format!("semctl({semid}, GET*): {e}")),
+        };
+        sets.push(SemSet {
+            semid,
+            stat,
+            detail,
+        });
+    }
+    Ok(Snapshot {
+        limits,
+        kernel_max_semmni: limits::kernel_max_semmni(&cmdline),
+        sets_in_use: info.sets,
+        sems_in_use: info.sems,
+        sets,
+        privileged,
+    })
+}
+
+/// Re-reads one set by semid, right before it is removed. `Ok(None)` means
+/// it is gone (removed, or its slot reused under a new semid).
+pub fn reread(semid: i32) -> io::Result<Option<SemSet>> {
+    let read = || -> io::Result<SemSet> {
+        let stat = sysv::ipc_stat(semid)?;
+        let detail = read_detail(semid, ReadOptions::default(), &mut Owners::default())?;
+        Ok(SemSet {
+            semid,
+            stat,
+            detail: Ok(detail),
+        })
+    };
+    match read() {
+        Ok(set) => Ok(Some(set)),
+        Err(e) if vanished(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Sets and semaphores in use now (one SEM_INFO), to verify the result.
+pub fn usage() -> Result<(u64, u64), String> {
+    let info = sysv::sem_info().map_err(|e| format!("semctl(SEM_INFO): {e}"))?;
+    Ok((info.sets, info.sems))
+}
