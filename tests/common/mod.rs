@@ -1,0 +1,176 @@
+//! Shared helpers for the kernel tests: a private IPC namespace per test,
+//! the semfixture and semprep binaries, and child processes that are always
+//! killed and reaped.
+#![allow(dead_code)] // each test file uses a different part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const SEMPREP: &str = env!("CARGO_BIN_EXE_semprep");
+pub const FIXTURE: &str = env!("CARGO_BIN_EXE_semfixture");
+
+/// A private IPC namespace for the calling test thread, and a scratch
+/// directory. Every process the test spawns inherits the namespace, so the
+/// host's semaphores are never touched and tests run in parallel.
+pub struct Sandbox {
+    pub dir: PathBuf,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        // A test that cannot run says so loudly: it fails, naming the cause.
+        if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC) {
+            panic!(
+                "CANNOT RUN: unshare(CLONE_NEWIPC) failed ({e}); kernel tests need root \
+                 (run tests/run.sh as root, as CI does)"
+            );
+        }
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "semprep-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Sandbox { dir }
+    }
+
+    /// Writes all four fields of this namespace's /proc/sys/kernel/sem.
+    pub fn limits(&self, sem: &str) {
+        std::fs::write("/proc/sys/kernel/sem", sem).unwrap();
+    }
+
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join("semprep.lock")
+    }
+
+    /// semprep with this sandbox's lock and persist files, no daemon check
+    /// (the host's pidfiles are not ours), and no inherited SEMPREP_*.
+    pub fn semprep(&self) -> Command {
+        let mut c = Command::new(SEMPREP);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("SEMPREP_") || k == "JOURNAL_STREAM" {
+                c.env_remove(k);
+            }
+        }
+        c.env("SEMPREP_LOCK_FILE", self.lock_path())
+            .env("SEMPREP_PERSIST_FILE", self.dir.join("90-semprep.conf"))
+            .env("SEMPREP_DAEMON", "none");
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.semprep().args(args).output().unwrap()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs semfixture; returns the semids it printed.
+pub fn fixture(args: &[&str]) -> Vec<i32> {
+    let o = Command::new(FIXTURE).args(args).output().unwrap();
+    assert!(o.status.success(), "semfixture {args:?}: {}", stderr(&o));
+    stdout(&o).lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// The semids in /proc/sysvipc/sem, sorted.
+pub fn semids() -> Vec<i32> {
+    let mut ids: Vec<i32> = sysvipc()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect();
+    ids.sort();
+    ids
+}
+
+pub fn sysvipc() -> String {
+    std::fs::read_to_string("/proc/sysvipc/sem").unwrap()
+}
+
+pub fn kernel_sem() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/sem").unwrap()
+}
+
+/// A child process that is killed and reaped when dropped, so it never
+/// lingers as a live (or zombie) owner in a later check.
+pub struct Proc(pub Child);
+
+impl Proc {
+    /// Spawns semfixture and waits for its "ready" line when `ready`.
+    pub fn fixture(args: &[&str], ready: bool) -> Proc {
+        let child = Command::new(FIXTURE)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut p = Proc(child);
+        if ready {
+            use std::io::BufRead;
+            let mut line = String::new();
+            let out = p.0.stdout.as_mut().unwrap();
+            std::io::BufReader::new(out).read_line(&mut line).unwrap();
+            assert_eq!(line.trim(), "ready", "semfixture {args:?}");
+        }
+        p
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls until `cond` holds (at most 10 s): for waiters to block, etc.
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// A copy of a program under another name, so its comm is that name
+/// (e.g. a `sleep` that looks like dockerd).
+pub fn named_copy(dir: &Path, program: &str, name: &str) -> PathBuf {
+    let src = which(program);
+    let dst = dir.join(name);
+    std::fs::copy(src, &dst).unwrap();
+    dst
+}
+
+pub fn which(program: &str) -> PathBuf {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{program} not found in PATH"))
+}
