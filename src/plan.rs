@@ -77,7 +77,9 @@ pub fn age(set: &SemSet, now: i64) -> u64 {
 pub fn classify(set: &SemSet, min_age: u64, now: i64) -> Class {
     let s = &set.stat;
     let mut foreign = Vec::new();
-    if s.key as u32 & 0xffff == 0 {
+    if !crate::snapshot::has_cookie_magic(s.key) {
+        foreign.push(format!("key prefix 0x{:04x}", s.key as u32 >> 16));
+    } else if s.key as u32 & 0xffff == 0 {
         foreign.push("key base 0".to_owned());
     }
     if s.nsems != 1 {
@@ -101,7 +103,10 @@ pub fn classify(set: &SemSet, min_age: u64, now: i64) -> Class {
         Err(why) => busy.push(format!("unreadable ({why})")),
         Ok(d) => {
             if d.zcnt > 0 || d.ncnt > 0 {
-                busy.push(format!("waiters ({} for zero, {} for increase)", d.zcnt, d.ncnt));
+                busy.push(format!(
+                    "waiters ({} for zero, {} for increase)",
+                    d.zcnt, d.ncnt
+                ));
             }
             if let Owner::Alive { pid, comm } = &d.owner {
                 busy.push(format!("owner-alive (pid {pid}, {comm})"));
@@ -271,3 +276,7 @@ pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, String> {
         verdict,
     })
 }
+
+#[cfg(test)]
+#[path = "plan_tests.rs"]
+mod tests;

@@ -2,18 +2,331 @@
 
 mod common;
 use common::*;
+use semprep::sysv;
 
 #[test]
 fn removes_every_residual_cookie_state() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 128");
-    let mut cookies = Vec::new();
     for state in ["created", "setval", "ops", "completed", "waited"] {
-        cookies.extend(fixture(&["cookie", "--count", "3", "--state", state]));
+        fixture(&["cookie", "--count", "3", "--state", state]);
     }
     assert_eq!(semids().len(), 15);
     let o = sb.run(&["run", "--min-age", "0"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(semids(), Vec::<i32>::new());
-    assert!(stderr(&o).contains("removed 15 residual dm cookies"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("removed 15 residual dm cookies"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn look_alikes_survive_every_mode_and_flag() {
+    let sb = Sandbox::new();
+    let mut keep = Vec::new();
+    for kind in ["base0", "nsems2", "mode0666", "nonroot"] {
+        keep.extend(fixture(&["lookalike", kind]));
+    }
+    keep.extend(fixture(&["foreign", "--count", "4"])); // IPC_PRIVATE and 0x0d4e keys
+    let residual = fixture(&["cookie", "--count", "2"]);
+    for args in [
+        &["run", "--min-age", "0", "--force"][..],
+        &["clean", "--min-age", "0", "--force"],
+        &[
+            "run",
+            "--min-age",
+            "0",
+            "--policy",
+            "clean",
+            "--reserve",
+            "0",
+        ],
+    ] {
+        let o = sb.run(args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        assert_eq!(semids(), keep, "{args:?}");
+    }
+    assert!(residual.iter().all(|id| !semids().contains(id)));
+    // status names why each prefixed look-alike is foreign.
+    let text = stdout(&sb.run(&["status"]));
+    for why in ["key base 0", "nsems 2", "mode 0666", "owner uid 65534"] {
+        assert!(text.contains(why), "{why} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn cookies_with_a_waiter_or_a_live_owner_survive() {
+    let sb = Sandbox::new();
+    let waited = fixture(&["cookie"])[0];
+    let owned = fixture(&["cookie"])[0];
+    let residual = fixture(&["cookie"])[0];
+    let _waiter = Proc::fixture(&["waiter", &waited.to_string()], false);
+    wait_until("the waiter to block", || {
+        sysv::get_zcnt(waited).ok() == Some(1)
+    });
+    let mut owner = Proc::fixture(&["hold", &owned.to_string()], true);
+
+    let o = sb.run(&["clean", "--min-age", "0", "--force"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(semids(), vec![waited, owned]);
+    let status = stdout(&sb.run(&["status", "--min-age", "0"]));
+    assert!(status.contains("waiters (1 for zero"), "{status}");
+    assert!(status.contains(&format!("owner-alive (pid {}, semfixture)", owner.pid())));
+    assert!(!semids().contains(&residual));
+
+    // Once the owner is dead (and reaped), its cookie is residual.
+    owner.kill();
+    let o = sb.run(&["clean", "--min-age", "0"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(semids(), vec![waited]);
+}
+
+#[test]
+fn young_cookies_survive_the_default_minimum_age() {
+    let sb = Sandbox::new();
+    let ids = fixture(&["cookie", "--count", "3", "--state", "ops"]);
+    let o = sb.run(&["clean"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(semids(), ids);
+    let status = stdout(&sb.run(&["status"]));
+    assert_eq!(status.matches("young (").count(), 3, "{status}");
+    // --min-age 90s: still young.
+    assert_eq!(code(&sb.run(&["clean", "--min-age", "90s"])), 0);
+    assert_eq!(semids(), ids);
+}
+
+#[test]
+fn dry_run_changes_nothing_at_all() {
+    let sb = Sandbox::new();
+    sb.limits("250 32000 32 64");
+    fixture(&["foreign", "--count", "50"]);
+    let cookies = fixture(&["cookie", "--count", "14"]);
+    let (ipc, sem) = (sysvipc(), kernel_sem());
+    // The exit code is the one the real run would have: clean cannot fix.
+    for (args, want) in [
+        (&["run", "--dry-run", "--min-age", "0"][..], 0),
+        (&["-n", "--min-age", "0", "--policy", "raise"], 0),
+        (&["clean", "-n", "--min-age", "0"], 3),
+        (&["raise", "-n", "--semmni", "1000"], 0),
+        (&["run", "-n", "--json", "--min-age", "0"], 0),
+    ] {
+        let o = sb.run(args);
+        assert_eq!(code(&o), want, "{args:?}: {}", stderr(&o));
+        assert_eq!(sysvipc(), ipc, "{args:?} changed /proc/sysvipc/sem");
+        assert_eq!(kernel_sem(), sem, "{args:?} changed /proc/sys/kernel/sem");
+    }
+    assert!(!sb.lock_path().exists(), "a dry run took the lock");
+    let o = sb.run(&["-n", "--min-age", "0", "--reserve", "40"]);
+    let plan = stdout(&o);
+    for id in &cookies {
+        assert!(
+            plan.contains(&format!("would remove semid {id} key 0x0d4d")),
+            "{plan}"
+        );
+    }
+    assert!(
+        plan.contains("would raise kernel.sem from \"250 32000 32 64\" to \"250 32000 32 128\""),
+        "{plan}"
+    );
+}
+
+#[test]
+fn foreign_sets_filling_semmni_get_it_raised() {
+    let sb = Sandbox::new();
+    sb.limits("250 32000 32 100");
+    fixture(&["foreign", "--count", "100"]);
+    let probe = || {
+        std::process::Command::new(FIXTURE)
+            .arg("probe")
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(!probe(), "the probe must fail while SEMMNI is full");
+    let o = sb.run(&["run", "--persist"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        kernel_sem().split_whitespace().collect::<Vec<_>>(),
+        ["250", "32000", "32", "200"]
+    );
+    assert!(stderr(&o).contains("SEMMNI 100 -> 200"), "{}", stderr(&o));
+    assert!(probe(), "semget still fails after the raise");
+    assert_eq!(semids().len(), 100);
+    let persisted = std::fs::read_to_string(sb.dir.join("90-semprep.conf")).unwrap();
+    assert!(
+        persisted.contains("\nkernel.sem = 250 32000 32 200\n"),
+        "{persisted}"
+    );
+}
+
+#[test]
+fn short_semaphores_raise_semmns() {
+    let sb = Sandbox::new();
+    sb.limits("250 110 32 32000");
+    fixture(&["foreign", "--count", "100"]);
+    let o = sb.run(&["run"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        kernel_sem().split_whitespace().collect::<Vec<_>>(),
+        ["250", "220", "32", "32000"]
+    );
+}
+
+#[test]
+fn clean_cannot_fix_a_full_table_of_foreign_sets() {
+    let sb = Sandbox::new();
+    sb.limits("250 32000 32 40");
+    fixture(&["foreign", "--count", "40"]);
+    let (ipc, sem) = (sysvipc(), kernel_sem());
+    for args in [&["run", "--policy", "clean"][..], &["clean"]] {
+        let o = sb.run(args);
+        assert_eq!(code(&o), 3, "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("SEMMNI") && err.contains("/proc/sys/kernel/sem"),
+            "{err}"
+        );
+        assert!(err.contains("policy clean does not raise"), "{err}");
+        assert_eq!(
+            (sysvipc(), kernel_sem()),
+            (ipc.clone(), sem.clone()),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn kernel_maximum_and_explicit_targets() {
+    let sb = Sandbox::new();
+    sb.limits("250 32000 32 32768");
+    let sem = kernel_sem();
+    for (args, want) in [
+        (
+            &["raise", "--semmni", "40000"][..],
+            "above the kernel's maximum of 32768",
+        ),
+        (
+            &["raise", "--semmni", "5"],
+            "below the 10 semaphore sets in use",
+        ),
+    ] {
+        fixture(&["foreign", "--count", "10"]);
+        let o = sb.run(args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(want), "{}", stderr(&o));
+        assert_eq!(kernel_sem(), sem);
+        for id in semids() {
+            sysv::remove(id).unwrap();
+        }
+    }
+    sb.limits("250 32000 32 128");
+    let o = sb.run(&["raise", "--semmni", "4096"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        kernel_sem()
+            .split_whitespace()
+            .eq(["250", "32000", "32", "4096"])
+    );
+}
+
+#[test]
+fn non_root_may_look_but_not_change() {
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    let ids = fixture(&["cookie", "--count", "2"]);
+    let (ipc, sem) = (sysvipc(), kernel_sem());
+    let as_nobody = |args: &[&str]| {
+        sb.semprep()
+            .args(args)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    for args in [
+        &["run", "--min-age", "0"][..],
+        &["clean"],
+        &["raise", "--semmni", "999"],
+    ] {
+        let o = as_nobody(args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("needs root"), "{}", stderr(&o));
+        assert_eq!((sysvipc(), kernel_sem()), (ipc.clone(), sem.clone()));
+    }
+    let o = as_nobody(&["status", "--min-age", "0"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("unreadable (needs root)") && text.contains("run as root"),
+        "{text}"
+    );
+    for id in &ids {
+        assert!(text.contains(&format!(" {id}  0x0d4d")), "{text}");
+    }
+    let o = as_nobody(&["--dry-run", "--min-age", "0"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        !stdout(&o).contains("would remove"),
+        "unreadable sets must not be planned"
+    );
+}
+
+/// Between plan and apply: the set vanishes and its slot is reused, a waiter
+/// arrives, or someone operates on it. Each is skipped, never an error.
+#[test]
+fn apply_rechecks_each_set_by_semid() {
+    use semprep::{apply, plan, snapshot};
+    let sb = Sandbox::new();
+    let ids = fixture(&["cookie", "--count", "3"]);
+    let snap = snapshot::read(snapshot::ReadOptions::default()).unwrap();
+    let params = plan::Params {
+        policy: plan::Policy::Clean,
+        min_age: 0,
+        reserve: 0,
+        max_semmni: None,
+        semmni: None,
+    };
+    let now = || {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        t.unwrap().as_secs() as i64
+    };
+    let p = plan::plan(&snap, &params, now()).unwrap();
+    assert_eq!(p.remove, ids);
+
+    // ids[0]: removed, and a newcomer takes its slot: same index, next
+    // sequence number. The kernel allocates indices cyclically, so force the
+    // reuse with sem_next_id (the checkpoint/restore sysctl).
+    sysv::remove(ids[0]).unwrap();
+    std::fs::write("/proc/sys/kernel/sem_next_id", (ids[0] + 32768).to_string()).unwrap();
+    let newcomer = fixture(&["cookie"])[0];
+    assert_eq!(newcomer, ids[0] + 32768, "the slot was not reused");
+    // ids[1]: a waiter arrives. ids[2]: someone operates on it.
+    let _waiter = Proc::fixture(&["waiter", &ids[1].to_string()], false);
+    wait_until("the waiter to block", || {
+        sysv::get_zcnt(ids[1]).ok() == Some(1)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // otime has 1 s resolution
+    sysv::semop(ids[2], 1, 0).unwrap();
+
+    let ctx = apply::Context {
+        min_age: 0,
+        now: &now,
+        deadline: None,
+        sem_path: std::path::Path::new("/proc/sys/kernel/sem"),
+        persist: None,
+    };
+    let done = apply::apply(&snap, &p, &ctx).unwrap();
+    assert_eq!(done.removed, Vec::<i32>::new());
+    let why: Vec<(i32, &str)> = done
+        .skipped
+        .iter()
+        .map(|s| (s.semid, s.why.as_str()))
+        .collect();
+    assert_eq!(why[0], (ids[0], "gone before removal"));
+    assert!(why[1].1.starts_with("waiters"), "{why:?}");
+    assert_eq!(why[2], (ids[2], "used since it was read"));
+    assert_eq!(semids(), vec![ids[1], ids[2], newcomer]);
+    drop(sb);
 }

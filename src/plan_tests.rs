@@ -1,0 +1,433 @@
+//! Table-driven tests of classification and planning: pure, no kernel.
+
+use super::*;
+use crate::limits::Limits;
+use crate::snapshot::{Detail, Owner, SemSet, Snapshot};
+use crate::sysv::SetStat;
+
+const NOW: i64 = 1_000_000;
+const KEY: i32 = 0x0D4D_1234;
+
+fn cookie(semid: i32) -> SemSet {
+    SemSet {
+        semid,
+        stat: SetStat {
+            key: KEY + semid,
+            nsems: 1,
+            mode: 0o600,
+            uid: 0,
+            cuid: 0,
+            otime: 0,
+            ctime: NOW - 3600,
+        },
+        detail: Ok(Detail {
+            value: None,
+            zcnt: 0,
+            ncnt: 0,
+            owner: Owner::Gone { pid: 4242 },
+        }),
+    }
+}
+
+fn with(mut s: SemSet, f: impl FnOnce(&mut SemSet)) -> SemSet {
+    f(&mut s);
+    s
+}
+
+fn detail(s: &mut SemSet) -> &mut Detail {
+    s.detail.as_mut().unwrap()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn classifies_every_shape_and_reason() {
+    let alive = Owner::Alive {
+        pid: 7,
+        comm: "lvcreate".into(),
+    };
+    let cases: Vec<(&str, SemSet, Class)> = vec![
+        ("dead owner", cookie(1), Class::Residual),
+        (
+            "no owner pid",
+            with(cookie(1), |s| detail(s).owner = Owner::Unknown),
+            Class::Residual,
+        ),
+        (
+            "other prefix",
+            with(cookie(1), |s| s.stat.key = 0x0D4E_0001),
+            Class::Foreign(strings(&["key prefix 0x0d4e"])),
+        ),
+        (
+            "base 0",
+            with(cookie(0), |s| s.stat.key = 0x0D4D_0000),
+            Class::Foreign(strings(&["key base 0"])),
+        ),
+        (
+            "nsems 2",
+            with(cookie(1), |s| s.stat.nsems = 2),
+            Class::Foreign(strings(&["nsems 2"])),
+        ),
+        (
+            "mode 0666",
+            with(cookie(1), |s| s.stat.mode = 0o666),
+            Class::Foreign(strings(&["mode 0666"])),
+        ),
+        (
+            "non-root owner and creator",
+            with(cookie(1), |s| (s.stat.uid, s.stat.cuid) = (1000, 1000)),
+            Class::Foreign(strings(&["owner uid 1000", "creator uid 1000"])),
+        ),
+        (
+            "chowned to root by a non-root creator",
+            with(cookie(1), |s| s.stat.cuid = 1000),
+            Class::Foreign(strings(&["creator uid 1000"])),
+        ),
+        (
+            "waiter for zero",
+            with(cookie(1), |s| detail(s).zcnt = 1),
+            Class::Busy(strings(&["waiters (1 for zero, 0 for increase)"])),
+        ),
+        (
+            "waiter for increase",
+            with(cookie(1), |s| detail(s).ncnt = 2),
+            Class::Busy(strings(&["waiters (0 for zero, 2 for increase)"])),
+        ),
+        (
+            "owner alive",
+            with(cookie(1), |s| detail(s).owner = alive.clone()),
+            Class::Busy(strings(&["owner-alive (pid 7, lvcreate)"])),
+        ),
+        (
+            "young by ctime",
+            with(cookie(1), |s| s.stat.ctime = NOW - 10),
+            Class::Busy(strings(&["young (10s)"])),
+        ),
+        (
+            "young by otime though created long ago",
+            with(cookie(1), |s| s.stat.otime = NOW - 299),
+            Class::Busy(strings(&["young (299s)"])),
+        ),
+        (
+            "every busy reason at once",
+            with(cookie(1), |s| {
+                s.stat.otime = NOW;
+                let d = detail(s);
+                (d.zcnt, d.owner) = (1, alive.clone());
+            }),
+            Class::Busy(strings(&[
+                "waiters (1 for zero, 0 for increase)",
+                "owner-alive (pid 7, lvcreate)",
+                "young (0s)",
+            ])),
+        ),
+        (
+            "unreadable",
+            with(cookie(1), |s| s.detail = Err("needs root".into())),
+            Class::Busy(strings(&["unreadable (needs root)"])),
+        ),
+        (
+            "clock behind the set's times",
+            with(cookie(1), |s| s.stat.ctime = NOW + 50),
+            Class::Busy(strings(&["young (0s)"])),
+        ),
+    ];
+    for (name, set, want) in cases {
+        assert_eq!(classify(&set, 300, NOW), want, "{name}");
+    }
+}
+
+#[test]
+fn age_boundary_uses_the_later_of_otime_and_ctime() {
+    // (otime, ctime, min_age, residual?)
+    let cases = [
+        (0, NOW - 300, 300, true),
+        (0, NOW - 299, 300, false),
+        (NOW - 300, NOW - 9999, 300, true),
+        (NOW - 299, NOW - 9999, 300, false),
+        (NOW - 9999, NOW - 299, 300, false),
+        (0, NOW, 0, true),
+    ];
+    for (otime, ctime, min_age, residual) in cases {
+        let s = with(cookie(1), |s| (s.stat.otime, s.stat.ctime) = (otime, ctime));
+        assert_eq!(
+            classify(&s, min_age, NOW) == Class::Residual,
+            residual,
+            "otime {otime} ctime {ctime} min_age {min_age}"
+        );
+    }
+}
+
+fn snap(limits: (u32, u32, u32, u32), sets_in_use: u64, sets: Vec<SemSet>) -> Snapshot {
+    Snapshot {
+        limits: Limits {
+            semmsl: limits.0,
+            semmns: limits.1,
+            semopm: limits.2,
+            semmni: limits.3,
+        },
+        kernel_max_semmni: 32768,
+        sets_in_use,
+        sems_in_use: sets_in_use,
+        sets,
+        privileged: true,
+    }
+}
+
+fn params(policy: Policy) -> Params {
+    Params {
+        policy,
+        min_age: 300,
+        reserve: 32,
+        max_semmni: None,
+        semmni: None,
+    }
+}
+
+fn residuals(n: i32) -> Vec<SemSet> {
+    (1..=n).map(cookie).collect()
+}
+
+#[test]
+fn plans_each_policy() {
+    use Verdict::*;
+    // 128 sets of SEMMNI 128: 100 residual cookies, 28 foreign.
+    let full = || snap((250, 32000, 32, 128), 128, residuals(100));
+    // (name, snapshot, policy, removes, new SEMMNI, verdict)
+    let cases: Vec<(&str, Snapshot, Policy, usize, Option<u32>, Verdict)> = vec![
+        (
+            "auto cleans and is fixed",
+            full(),
+            Policy::Auto,
+            100,
+            None,
+            Fixed,
+        ),
+        ("clean cleans", full(), Policy::Clean, 100, None, Fixed),
+        (
+            "raise only raises",
+            full(),
+            Policy::Raise,
+            0,
+            Some(256),
+            Fixed,
+        ),
+        (
+            "report changes nothing",
+            full(),
+            Policy::Report,
+            0,
+            None,
+            Short,
+        ),
+        (
+            "auto raises when cleaning is not enough",
+            snap((250, 32000, 32, 128), 128, residuals(10)),
+            Policy::Auto,
+            10,
+            Some(256),
+            Fixed,
+        ),
+        (
+            "clean with no residual stays short",
+            snap((250, 32000, 32, 128), 128, vec![]),
+            Policy::Clean,
+            0,
+            None,
+            Short,
+        ),
+        (
+            "auto removes residual even with headroom",
+            snap((250, 32000, 32, 32000), 200, residuals(5)),
+            Policy::Auto,
+            5,
+            None,
+            Ready,
+        ),
+        (
+            "nothing to do",
+            snap((250, 32000, 32, 32000), 3, vec![]),
+            Policy::Auto,
+            0,
+            None,
+            Ready,
+        ),
+        (
+            "raise to at least in-use + reserve",
+            snap((250, 32000, 32, 100), 1000, vec![]),
+            Policy::Auto,
+            0,
+            Some(1032),
+            Fixed,
+        ),
+        (
+            "capped by the kernel: still short",
+            snap((250, 1 << 30, 32, 32768), 32768, vec![]),
+            Policy::Auto,
+            0,
+            None,
+            Short,
+        ),
+        (
+            "capped below twice, still enough",
+            snap((250, 32000, 32, 30000), 29990, vec![]),
+            Policy::Auto,
+            0,
+            Some(32768),
+            Fixed,
+        ),
+    ];
+    for (name, s, policy, removes, semmni, verdict) in cases {
+        let p = plan(&s, &params(policy), NOW).unwrap();
+        assert_eq!(p.remove.len(), removes, "{name}: removals");
+        assert_eq!(p.raise.map(|l| l.semmni), semmni, "{name}: raise");
+        assert_eq!(p.verdict, verdict, "{name}: verdict");
+        if let Some(l) = p.raise {
+            assert_eq!(
+                (l.semmsl, l.semopm),
+                (250, 32),
+                "{name}: SEMMSL, SEMOPM kept"
+            );
+        }
+    }
+}
+
+#[test]
+fn raise_arithmetic_caps_and_semmns() {
+    // (limits, sets, sems, max_semmni, explicit, want limits or error)
+    type Case = (
+        (u32, u32, u32, u32),
+        u64,
+        u64,
+        Option<u32>,
+        Option<u32>,
+        Result<(u32, u32), &'static str>,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            (250, 32000, 32, 128),
+            128,
+            128,
+            None,
+            None,
+            Ok((256, 32000)),
+        ),
+        (
+            (250, 32000, 32, 128),
+            128,
+            128,
+            Some(200),
+            None,
+            Ok((200, 32000)),
+        ),
+        (
+            (250, 32000, 32, 128),
+            128,
+            128,
+            Some(100),
+            None,
+            Ok((128, 32000)),
+        ),
+        (
+            (250, 32000, 32, 128),
+            128,
+            128,
+            Some(99999),
+            None,
+            Ok((256, 32000)),
+        ),
+        // Semaphores short: SEMMNS doubles (or reaches in-use + reserve).
+        (
+            (250, 1000, 32, 32000),
+            10,
+            990,
+            None,
+            None,
+            Ok((32000, 2000)),
+        ),
+        (
+            (250, 1000, 32, 32000),
+            10,
+            5000,
+            None,
+            None,
+            Ok((32000, 5032)),
+        ),
+        (
+            (250, 2_000_000_000, 32, 32000),
+            10,
+            1_999_999_999,
+            None,
+            None,
+            Ok((32000, i32::MAX as u32)),
+        ),
+        // Explicit targets.
+        (
+            (250, 32000, 32, 128),
+            100,
+            100,
+            None,
+            Some(4096),
+            Ok((4096, 32000)),
+        ),
+        (
+            (250, 32000, 32, 8192),
+            100,
+            100,
+            None,
+            Some(4096),
+            Ok((8192, 32000)),
+        ),
+        (
+            (250, 32000, 32, 128),
+            100,
+            100,
+            None,
+            Some(40000),
+            Err("above the kernel's maximum"),
+        ),
+        (
+            (250, 32000, 32, 128),
+            100,
+            100,
+            None,
+            Some(99),
+            Err("below the 100 semaphore sets in use"),
+        ),
+    ];
+    for (i, (limits, sets, sems, max_semmni, explicit, want)) in cases.into_iter().enumerate() {
+        let mut s = snap(limits, sets, vec![]);
+        s.sems_in_use = sems;
+        let mut p = params(Policy::Raise);
+        (p.max_semmni, p.semmni) = (max_semmni, explicit);
+        match (plan(&s, &p, NOW), want) {
+            (Ok(got), Ok((semmni, semmns))) => {
+                let l = got.raise.unwrap_or(s.limits);
+                assert_eq!((l.semmni, l.semmns), (semmni, semmns), "case {i}");
+            }
+            (Err(e), Err(msg)) => assert!(e.contains(msg), "case {i}: {e}"),
+            (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn headroom_counts_free_sets_and_semaphores() {
+    let l = Limits {
+        semmsl: 250,
+        semmns: 100,
+        semopm: 32,
+        semmni: 50,
+    };
+    let cases = [
+        (18, 68, false),
+        (19, 10, true),
+        (0, 69, true),
+        (60, 0, true), // more in use than the limit (lowered): no underflow
+    ];
+    for (sets, sems, short) in cases {
+        assert_eq!(headroom(&l, sets, sems, 32).short, short, "{sets} {sems}");
+    }
+}
