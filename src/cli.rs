@@ -83,7 +83,12 @@ pub struct Guard {
     #[arg(short = 'n', long, env = "SEMPREP_DRY_RUN", value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
     /// Lock file held while changing state (and by `exec`'s program)
-    #[arg(long, env = "SEMPREP_LOCK_FILE", default_value = "/run/semprep.lock", value_name = "PATH")]
+    #[arg(
+        long,
+        env = "SEMPREP_LOCK_FILE",
+        default_value = "/run/semprep.lock",
+        value_name = "PATH"
+    )]
     pub lock_file: PathBuf,
     /// How long to wait for the lock
     #[arg(long, env = "SEMPREP_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
@@ -197,7 +202,8 @@ pub struct ExecArgs {
 
 /// Parses `0`, `90s`, `5m`, `1h`, `500ms`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let allowed = "expected a whole number with an optional unit ms, s, m or h, e.g. 0, 90s, 5m, 1h";
+    let allowed =
+        "expected a whole number with an optional unit ms, s, m or h, e.g. 0, 90s, 5m, 1h";
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
@@ -227,7 +233,16 @@ fn parse_path(text: &str) -> Result<PathBuf, String> {
 pub fn with_default_command(mut args: Vec<OsString>) -> Vec<OsString> {
     let first = args.get(1).and_then(|a| a.to_str());
     let top_level = [
-        "run", "status", "clean", "raise", "exec", "help", "-h", "--help", "-V", "--version",
+        "run",
+        "status",
+        "clean",
+        "raise",
+        "exec",
+        "help",
+        "-h",
+        "--help",
+        "-V",
+        "--version",
     ];
     if !first.is_some_and(|f| top_level.contains(&f)) {
         args.insert(1.min(args.len()), "run".into());
@@ -256,9 +271,22 @@ mod tests {
             ("500ms", 500),
         ];
         for (text, ms) in ok {
-            assert_eq!(parse_duration(text), Ok(Duration::from_millis(ms)), "{text}");
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
         }
-        for bad in ["", "-1", "5x", "m", "1.5m", "5 m", "99999999999999999999", "9000h"] {
+        for bad in [
+            "",
+            "-1",
+            "5x",
+            "m",
+            "1.5m",
+            "5 m",
+            "99999999999999999999",
+            "9000h",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -271,7 +299,10 @@ mod tests {
             (&["semprep", "-n"], &["semprep", "run", "-n"]),
             (&["semprep", "status"], &["semprep", "status"]),
             (&["semprep", "--help"], &["semprep", "--help"]),
-            (&["semprep", "--daemon", "none"], &["semprep", "run", "--daemon", "none"]),
+            (
+                &["semprep", "--daemon", "none"],
+                &["semprep", "run", "--daemon", "none"],
+            ),
         ];
         for (given, want) in cases {
             assert_eq!(with_default_command(argv(given)), argv(want));

@@ -27,7 +27,11 @@ pub fn short(snap: &Snapshot, plan: &Plan, room: &Headroom, p: &Params) -> Strin
     let why = match p.policy {
         Policy::Clean | Policy::Report => format!(
             "policy {} does not raise the limit",
-            if p.policy == Policy::Clean { "clean" } else { "report" }
+            if p.policy == Policy::Clean {
+                "clean"
+            } else {
+                "report"
+            }
         ),
         Policy::Auto | Policy::Raise => format!(
             "SEMMNI cannot go above {} (the kernel's maximum, or --max-semmni)",
@@ -70,7 +74,8 @@ pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {
             plan.count("busy"),
             plan.count("foreign"),
             snap.sets_in_use,
-            snap.sets_in_use.saturating_sub(applied.removed.len() as u64),
+            snap.sets_in_use
+                .saturating_sub(applied.removed.len() as u64),
             snap.limits.semmni
         );
     }
@@ -81,6 +86,9 @@ pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {
         );
     }
     if let Some(f) = &applied.persisted {
-        info!("wrote kernel.sem = {} to {f} for the next boot", applied.raised.unwrap_or(snap.limits));
+        info!(
+            "wrote kernel.sem = {} to {f} for the next boot",
+            applied.raised.unwrap_or(snap.limits)
+        );
     }
 }

@@ -59,7 +59,10 @@ pub fn parse(text: &str) -> Result<Limits, String> {
             .ok()
             .filter(|n| *n <= i32::MAX as u32)
             .ok_or_else(|| {
-                format!("{name} is {field:?}, expected a number from 0 to {}", i32::MAX)
+                format!(
+                    "{name} is {field:?}, expected a number from 0 to {}",
+                    i32::MAX
+                )
             })?;
     }
     Ok(Limits {
@@ -105,7 +108,10 @@ mod tests {
             semopm: 500,
             semmni: 32000,
         };
-        for text in ["32000\t1024000000\t500\t32000\n", " 32000 1024000000 500 32000"] {
+        for text in [
+            "32000\t1024000000\t500\t32000\n",
+            " 32000 1024000000 500 32000",
+        ] {
             assert_eq!(parse(text), Ok(l), "{text:?}");
         }
         assert_eq!(parse(&l.to_string()), Ok(l));

@@ -30,7 +30,11 @@ pub fn human_age(secs: u64) -> String {
 }
 
 fn percent(used: u64, max: u32) -> u64 {
-    if max == 0 { 100 } else { used * 100 / u64::from(max) }
+    if max == 0 {
+        100
+    } else {
+        used * 100 / u64::from(max)
+    }
 }
 
 /// `semaphore sets 128/128 (100%): 120 dm cookies (117 residual, 3 busy);
@@ -48,7 +52,11 @@ pub fn summary(snap: &Snapshot, plan: &Plan) -> String {
     if lookalike > 0 {
         let _ = write!(s, ", {lookalike} look-alike sets");
     }
-    let _ = write!(s, "; semaphores {}/{}", snap.sems_in_use, snap.limits.semmns);
+    let _ = write!(
+        s,
+        "; semaphores {}/{}",
+        snap.sems_in_use, snap.limits.semmns
+    );
     s
 }
 
@@ -106,7 +114,11 @@ pub fn plan_text(snap: &Snapshot, plan: &Plan) -> String {
         );
     }
     if let Some(to) = plan.raise {
-        let _ = writeln!(out, "would raise kernel.sem from \"{}\" to \"{to}\"", snap.limits);
+        let _ = writeln!(
+            out,
+            "would raise kernel.sem from \"{}\" to \"{to}\"",
+            snap.limits
+        );
     }
     let _ = writeln!(
         out,

@@ -73,7 +73,11 @@ pub fn main(cli: cli::Cli) -> i32 {
     let (job, timeout, exec) = match cli.command {
         Command::Status(a) => return finish(status(&a), false, false),
         Command::Run(a) => (job_from_run("run", &a), a.guard.timeout, None),
-        Command::Exec(a) => (job_from_run("exec", &a.run), a.run.guard.timeout, Some(a.program)),
+        Command::Exec(a) => (
+            job_from_run("exec", &a.run),
+            a.run.guard.timeout,
+            Some(a.program),
+        ),
         Command::Clean(a) => {
             let p = params(Policy::Clean, a.classify.min_age, a.reserve.reserve);
             let job = Job {
@@ -188,7 +192,10 @@ fn lock(job: &Job, budget: &Budget) -> Result<LockGuard, Error> {
         Err(LockError::BadPath(m)) => Err(Error::usage(m)),
         Err(LockError::Busy(m)) if wait < job.lock_timeout => Err(Error::new(
             Code::Refused,
-            format!("{m}: the time budget of {:?} (--timeout) ran out", budget.total()),
+            format!(
+                "{m}: the time budget of {:?} (--timeout) ran out",
+                budget.total()
+            ),
         )),
         Err(LockError::Busy(m)) => Err(Error::new(Code::Refused, m)),
     }
@@ -232,10 +239,15 @@ fn change(job: &Job, budget: &Budget) -> Result<(Code, Option<LockGuard>), Error
             job.name, job.name
         )));
     }
-    let guard = if read_only { None } else { Some(lock(job, budget)?) };
+    let guard = if read_only {
+        None
+    } else {
+        Some(lock(job, budget)?)
+    };
     if let Some(g) = guard.as_ref().filter(|_| job.name == "exec") {
-        g.inherit_across_exec()
-            .map_err(|e| Error::failure(format!("fcntl(F_SETFD) on {}: {e}", g.path().display())))?;
+        g.inherit_across_exec().map_err(|e| {
+            Error::failure(format!("fcntl(F_SETFD) on {}: {e}", g.path().display()))
+        })?;
     }
     let opts = ReadOptions {
         values: job.json || job.dry_run,
@@ -283,7 +295,10 @@ fn verdict_code(snap: &Snapshot, plan: &Plan, job: &Job) -> Code {
     if plan.verdict != Verdict::Short {
         return Code::Ready;
     }
-    error!("{}", crate::explain::short(snap, plan, &plan.after, &job.params));
+    error!(
+        "{}",
+        crate::explain::short(snap, plan, &plan.after, &job.params)
+    );
     Code::Short
 }
 
@@ -304,7 +319,10 @@ fn outcome(job: &Job, snap: &Snapshot, plan: &Plan, applied: &Applied) -> Result
     let (sets, sems) = snapshot::usage().map_err(Error::failure)?;
     let now_room = plan::headroom(&limits, sets, sems, job.params.reserve);
     if now_room.short {
-        error!("{}", crate::explain::short(snap, plan, &now_room, &job.params));
+        error!(
+            "{}",
+            crate::explain::short(snap, plan, &now_room, &job.params)
+        );
         return Ok(Code::Short);
     }
     if plan.remove.is_empty() && plan.raise.is_none() {

@@ -71,7 +71,8 @@ fn flag(args: &[String], name: &str, default: &str) -> String {
 
 fn number(args: &[String], name: &str, default: &str) -> i64 {
     let v = flag(args, name, default);
-    v.parse().unwrap_or_else(|_| die(format!("{name}: not a number: {v}")))
+    v.parse()
+        .unwrap_or_else(|_| die(format!("{name}: not a number: {v}")))
 }
 
 fn cookie(args: &[String], out: &mut impl Write) {
@@ -107,7 +108,10 @@ fn lookalike(args: &[String], out: &mut impl Write) {
     let mut rng = Rng::new();
     if kind == "nonroot" {
         let nobody = nix::unistd::Uid::from_raw(65534);
-        ok("setresuid", nix::unistd::setresuid(nobody, nobody, nobody).map_err(Into::into));
+        ok(
+            "setresuid",
+            nix::unistd::setresuid(nobody, nobody, nobody).map_err(Into::into),
+        );
     }
     for _ in 0..number(args, "--count", "1") {
         let id = match kind {
@@ -146,10 +150,13 @@ fn sleep_forever(ready: &str) -> ! {
 
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
-    let (cmd, args) = argv.split_first().unwrap_or_else(|| die("usage: see the source".into()));
+    let (cmd, args) = argv
+        .split_first()
+        .unwrap_or_else(|| die("usage: see the source".into()));
     let semid = || -> i32 {
         let a = args.first().cloned().unwrap_or_default();
-        a.parse().unwrap_or_else(|_| die(format!("not a semid: {a:?}")))
+        a.parse()
+            .unwrap_or_else(|_| die(format!("not a semid: {a:?}")))
     };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     match cmd.as_str() {
@@ -178,10 +185,16 @@ fn main() {
         }
         "flock-hold" | "fcntl-hold" => {
             drop(out);
-            let path = args.first().unwrap_or_else(|| die("a path is needed".into()));
+            let path = args
+                .first()
+                .unwrap_or_else(|| die("a path is needed".into()));
             let f = ok(
                 "open",
-                std::fs::OpenOptions::new().read(true).write(true).create(true).open(path),
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .open(path),
             );
             if cmd == "flock-hold" {
                 ok("flock", f.lock());

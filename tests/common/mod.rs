@@ -85,7 +85,10 @@ pub fn stderr(o: &Output) -> String {
 pub fn fixture(args: &[&str]) -> Vec<i32> {
     let o = Command::new(FIXTURE).args(args).output().unwrap();
     assert!(o.status.success(), "semfixture {args:?}: {}", stderr(&o));
-    stdout(&o).lines().filter_map(|l| l.trim().parse().ok()).collect()
+    stdout(&o)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 /// The semids in /proc/sysvipc/sem, sorted.
