@@ -66,14 +66,14 @@ pub struct Output {
 #[derive(Args, Debug, Clone)]
 pub struct Classify {
     /// A cookie untouched for less than this is busy, not residual (0, 90s, 5m, 1h)
-    #[arg(long, env = "SEMPREP_MIN_AGE", default_value = "5m", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "SEMPREP_MIN_AGE", default_value = "5m", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub min_age: Duration,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct Reserve {
     /// Free semaphore sets (and semaphores) the daemon needs
-    #[arg(long, env = "SEMPREP_RESERVE", default_value_t = 32, value_parser = clap::value_parser!(u64).range(0..=1 << 31), value_name = "N")]
+    #[arg(long, env = "SEMPREP_RESERVE", default_value_t = 32, value_parser = |t: &str| parse_count(t, 0, 1 << 31), allow_hyphen_values = true, value_name = "N")]
     pub reserve: u64,
 }
 
@@ -91,10 +91,10 @@ pub struct Guard {
     )]
     pub lock_file: PathBuf,
     /// How long to wait for the lock
-    #[arg(long, env = "SEMPREP_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "SEMPREP_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub lock_timeout: Duration,
     /// Time budget for the whole run, lock wait included
-    #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub timeout: Duration,
 }
 
@@ -114,7 +114,7 @@ pub struct DaemonArgs {
 #[derive(Args, Debug, Clone)]
 pub struct Raising {
     /// Never raise SEMMNI above this [default: the kernel's maximum]
-    #[arg(long, env = "SEMPREP_MAX_SEMMNI", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+    #[arg(long, env = "SEMPREP_MAX_SEMMNI", value_name = "N", value_parser = parse_semmni, allow_hyphen_values = true)]
     pub max_semmni: Option<u32>,
     /// Also write the raised limits to --persist-file for the next boot
     #[arg(long, env = "SEMPREP_PERSIST", value_parser = BoolishValueParser::new())]
@@ -179,7 +179,7 @@ pub struct CleanArgs {
 #[derive(Args, Debug, Clone)]
 pub struct RaiseArgs {
     /// Raise SEMMNI to exactly N (at most the kernel's maximum, at least the sets in use)
-    #[arg(long, env = "SEMPREP_SEMMNI", value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1 << 24))]
+    #[arg(long, env = "SEMPREP_SEMMNI", value_name = "N", value_parser = parse_semmni, allow_hyphen_values = true)]
     pub semmni: Option<u32>,
     #[command(flatten)]
     pub guard: Guard,
@@ -218,6 +218,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     ms.filter(|ms| *ms <= 365 * 86_400_000)
         .map(Duration::from_millis)
         .ok_or_else(|| "too long: at most a year".to_owned())
+}
+
+/// A whole number in `min..=max`.
+pub fn parse_count(text: &str, min: u64, max: u64) -> Result<u64, String> {
+    text.trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|n| (min..=max).contains(n))
+        .ok_or_else(|| format!("expected a whole number from {min} to {max}"))
+}
+
+/// SEMMNI can never exceed IPCMNI with ipcmni_extend (2^24).
+fn parse_semmni(text: &str) -> Result<u32, String> {
+    parse_count(text, 1, 1 << 24).map(|n| n as u32)
 }
 
 fn parse_path(text: &str) -> Result<PathBuf, String> {

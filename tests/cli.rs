@@ -1,0 +1,145 @@
+//! The command line: help, exit codes, bad input (exit 2, nothing changed),
+//! and the SEMPREP_* environment.
+
+mod common;
+use common::*;
+
+#[test]
+fn help_for_every_subcommand() {
+    let sb = Sandbox::new();
+    let o = sb.run(&["--help"]);
+    assert_eq!(code(&o), 0);
+    let top = stdout(&o);
+    for word in ["run", "status", "clean", "raise", "exec", "Exit codes", "SEMMNI"] {
+        assert!(top.contains(word), "{word} missing from --help:\n{top}");
+    }
+    for (sub, words) in [
+        ("run", &["--dry-run", "--min-age", "--policy", "--persist", "SEMPREP_MIN_AGE", "--strict"][..]),
+        ("status", &["--json", "--min-age", "--reserve"]),
+        ("clean", &["--dry-run", "--daemon", "--force", "--lock-timeout"]),
+        ("raise", &["--semmni", "--max-semmni", "--persist"]),
+        ("exec", &["PROGRAM", "--timeout", "--daemon"]),
+    ] {
+        let o = sb.run(&[sub, "--help"]);
+        assert_eq!(code(&o), 0, "{sub} --help");
+        let text = stdout(&o);
+        for w in words {
+            assert!(text.contains(w), "{w} missing from `{sub} --help`:\n{text}");
+        }
+    }
+    let o = sb.run(&["--version"]);
+    assert!(stdout(&o).starts_with("semprep "), "{}", stdout(&o));
+}
+
+/// Bad input exits 2, names the option (or variable) and what is allowed,
+/// and changes nothing.
+#[test]
+fn bad_input_is_refused_and_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.limits("250 32000 32 64");
+    fixture(&["foreign", "--count", "60"]);
+    fixture(&["cookie", "--count", "4"]);
+    let (ipc, sem) = (sysvipc(), kernel_sem());
+    let cases: &[(&[&str], &[(&str, &str)], &[&str])] = &[
+        (&["--policy", "bogus"], &[], &["--policy", "bogus", "auto", "clean", "raise", "report"]),
+        (&["--min-age", "soon"], &[], &["--min-age", "soon", "90s"]),
+        (&["--min-age", "-5m"], &[], &["--min-age"]),
+        (&["--reserve", "-1"], &[], &["--reserve"]),
+        (&["--reserve", "lots"], &[], &["--reserve", "lots"]),
+        (&["--max-semmni", "0"], &[], &["--max-semmni"]),
+        (&["--max-semmni", "99999999"], &[], &["--max-semmni", "16777216"]),
+        (&["raise", "--semmni", "x"], &[], &["--semmni"]),
+        (&["status", "--persist"], &[], &["--persist"]),
+        (&["status", "--dry-run"], &[], &["--dry-run"]),
+        (&["raise", "--min-age", "0"], &[], &["--min-age"]),
+        (&["raise", "--force"], &[], &["--force"]),
+        (&["clean", "--policy", "auto"], &[], &["--policy"]),
+        (&["clean", "--semmni", "100"], &[], &["--semmni"]),
+        (&["bogus"], &[], &["bogus"]),
+        (&["run", "-v", "-q"], &[], &["--quiet"]),
+        (&[], &[("SEMPREP_POLICY", "bogus")], &["--policy", "bogus"]),
+        (&[], &[("SEMPREP_MIN_AGE", "abc")], &["--min-age", "abc"]),
+        (&[], &[("SEMPREP_RESERVE", "-3")], &["--reserve"]),
+        (&[], &[("SEMPREP_DRY_RUN", "maybe")], &["--dry-run", "maybe"]),
+        (&["clean"], &[("SEMPREP_LOCK_TIMEOUT", "1 hour")], &["--lock-timeout"]),
+        (&["raise"], &[("SEMPREP_MAX_SEMMNI", "-1")], &["--max-semmni"]),
+    ];
+    for (args, env, words) in cases {
+        let o = sb.semprep().args(*args).envs(env.iter().copied()).output().unwrap();
+        assert_eq!(code(&o), 2, "{args:?} {env:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        for w in *words {
+            assert!(err.contains(w), "{args:?} {env:?}: {w:?} missing from: {err}");
+        }
+        assert_eq!((sysvipc(), kernel_sem()), (ipc.clone(), sem.clone()), "{args:?} {env:?}");
+    }
+}
+
+#[test]
+fn command_line_beats_environment() {
+    let sb = Sandbox::new();
+    let ids = fixture(&["cookie", "--count", "3"]);
+    // The environment says: report only. The command line says: clean.
+    let o = sb
+        .semprep()
+        .args(["--policy", "clean", "--min-age", "0"])
+        .env("SEMPREP_POLICY", "report")
+        .env("SEMPREP_MIN_AGE", "1h")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(ids.iter().all(|id| !semids().contains(id)), "cookies left");
+
+    // And the environment alone is honoured.
+    let ids = fixture(&["cookie", "--count", "2"]);
+    let o = sb.semprep().env("SEMPREP_MIN_AGE", "0").env("SEMPREP_DRY_RUN", "yes").output().unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(semids(), ids, "SEMPREP_DRY_RUN=yes changed something");
+    assert!(stdout(&o).contains("would remove"), "{}", stdout(&o));
+}
+
+#[test]
+fn quiet_when_all_is_well_and_json_when_asked() {
+    let sb = Sandbox::new();
+    let o = sb.run(&[]);
+    assert_eq!(code(&o), 0);
+    assert_eq!((stdout(&o), stderr(&o)), (String::new(), String::new()), "nothing to do must be silent");
+    let o = sb.run(&["-v"]);
+    assert!(stderr(&o).contains("semprep: debug: nothing to do"), "{}", stderr(&o));
+
+    fixture(&["cookie", "--count", "2"]);
+    let o = sb.run(&["run", "--json", "--min-age", "0"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["command"], "run");
+    assert_eq!(doc["result"]["removed"].as_array().unwrap().len(), 2);
+    assert_eq!(doc["sets"][0]["class"], "residual");
+    assert_eq!(doc["exit_code"], 0);
+}
+
+#[test]
+fn journal_priority_prefixes_only_when_stderr_is_the_journal() {
+    use std::os::unix::fs::MetadataExt;
+    let sb = Sandbox::new();
+    fixture(&["cookie"]);
+    // JOURNAL_STREAM names stderr's device and inode, as systemd sets it.
+    let err_path = sb.dir.join("stderr");
+    let file = std::fs::File::create(&err_path).unwrap();
+    let meta = file.metadata().unwrap();
+    let o = sb
+        .semprep()
+        .args(["--min-age", "0"])
+        .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+        .stderr(file)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0);
+    let err = std::fs::read_to_string(&err_path).unwrap();
+    assert!(err.starts_with("<6>semprep: removed 1 residual"), "{err}");
+
+    // A JOURNAL_STREAM that names another file: no prefixes.
+    fixture(&["cookie"]);
+    let o = sb.semprep().args(["--min-age", "0"]).env("JOURNAL_STREAM", "1:1").output().unwrap();
+    assert!(stderr(&o).starts_with("semprep: removed 1 residual"), "{}", stderr(&o));
+}
