@@ -267,7 +267,12 @@ fn change(job: &Job, budget: &Budget) -> Result<(Code, Option<LockGuard>), Error
         output(job, &snap, &plan, None, code);
         return Ok((code, guard));
     }
-    refused?;
+    // A live daemon is not semprep's fault: the refusal (4) stands in hook
+    // mode too, unlike a busy lock. `exec` still starts its program.
+    if let Err(e) = refused {
+        error!("{e}");
+        return Ok((e.code, guard));
+    }
     let ctx = apply::Context {
         min_age: job.params.min_age,
         now: &now,
