@@ -196,7 +196,8 @@ fn plans_each_policy() {
     // 128 sets of SEMMNI 128: 100 residual cookies, 28 foreign.
     let full = || snap((250, 32000, 32, 128), 128, residuals(100));
     // (name, snapshot, policy, removes, new SEMMNI, verdict)
-    let cases: Vec<(&str, Snapshot, Policy, usize, Option<u32>, Verdict)> = vec![
+    type Case = (&'static str, Snapshot, Policy, usize, Option<u32>, Verdict);
+    let cases: Vec<Case> = vec![
         (
             "auto cleans and is fixed",
             full(),

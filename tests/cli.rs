@@ -10,13 +10,34 @@ fn help_for_every_subcommand() {
     let o = sb.run(&["--help"]);
     assert_eq!(code(&o), 0);
     let top = stdout(&o);
-    for word in ["run", "status", "clean", "raise", "exec", "Exit codes", "SEMMNI"] {
+    for word in [
+        "run",
+        "status",
+        "clean",
+        "raise",
+        "exec",
+        "Exit codes",
+        "SEMMNI",
+    ] {
         assert!(top.contains(word), "{word} missing from --help:\n{top}");
     }
     for (sub, words) in [
-        ("run", &["--dry-run", "--min-age", "--policy", "--persist", "SEMPREP_MIN_AGE", "--strict"][..]),
+        (
+            "run",
+            &[
+                "--dry-run",
+                "--min-age",
+                "--policy",
+                "--persist",
+                "SEMPREP_MIN_AGE",
+                "--strict",
+            ][..],
+        ),
         ("status", &["--json", "--min-age", "--reserve"]),
-        ("clean", &["--dry-run", "--daemon", "--force", "--lock-timeout"]),
+        (
+            "clean",
+            &["--dry-run", "--daemon", "--force", "--lock-timeout"],
+        ),
         ("raise", &["--semmni", "--max-semmni", "--persist"]),
         ("exec", &["PROGRAM", "--timeout", "--daemon"]),
     ] {
@@ -40,14 +61,24 @@ fn bad_input_is_refused_and_changes_nothing() {
     fixture(&["foreign", "--count", "60"]);
     fixture(&["cookie", "--count", "4"]);
     let (ipc, sem) = (sysvipc(), kernel_sem());
-    let cases: &[(&[&str], &[(&str, &str)], &[&str])] = &[
-        (&["--policy", "bogus"], &[], &["--policy", "bogus", "auto", "clean", "raise", "report"]),
+    // (arguments, environment, words the message must contain)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+    let cases: &[Case] = &[
+        (
+            &["--policy", "bogus"],
+            &[],
+            &["--policy", "bogus", "auto", "clean", "raise", "report"],
+        ),
         (&["--min-age", "soon"], &[], &["--min-age", "soon", "90s"]),
         (&["--min-age", "-5m"], &[], &["--min-age"]),
         (&["--reserve", "-1"], &[], &["--reserve"]),
         (&["--reserve", "lots"], &[], &["--reserve", "lots"]),
         (&["--max-semmni", "0"], &[], &["--max-semmni"]),
-        (&["--max-semmni", "99999999"], &[], &["--max-semmni", "16777216"]),
+        (
+            &["--max-semmni", "99999999"],
+            &[],
+            &["--max-semmni", "16777216"],
+        ),
         (&["raise", "--semmni", "x"], &[], &["--semmni"]),
         (&["status", "--persist"], &[], &["--persist"]),
         (&["status", "--dry-run"], &[], &["--dry-run"]),
@@ -60,18 +91,42 @@ fn bad_input_is_refused_and_changes_nothing() {
         (&[], &[("SEMPREP_POLICY", "bogus")], &["--policy", "bogus"]),
         (&[], &[("SEMPREP_MIN_AGE", "abc")], &["--min-age", "abc"]),
         (&[], &[("SEMPREP_RESERVE", "-3")], &["--reserve"]),
-        (&[], &[("SEMPREP_DRY_RUN", "maybe")], &["--dry-run", "maybe"]),
-        (&["clean"], &[("SEMPREP_LOCK_TIMEOUT", "1 hour")], &["--lock-timeout"]),
-        (&["raise"], &[("SEMPREP_MAX_SEMMNI", "-1")], &["--max-semmni"]),
+        (
+            &[],
+            &[("SEMPREP_DRY_RUN", "maybe")],
+            &["--dry-run", "maybe"],
+        ),
+        (
+            &["clean"],
+            &[("SEMPREP_LOCK_TIMEOUT", "1 hour")],
+            &["--lock-timeout"],
+        ),
+        (
+            &["raise"],
+            &[("SEMPREP_MAX_SEMMNI", "-1")],
+            &["--max-semmni"],
+        ),
     ];
     for (args, env, words) in cases {
-        let o = sb.semprep().args(*args).envs(env.iter().copied()).output().unwrap();
+        let o = sb
+            .semprep()
+            .args(*args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
         assert_eq!(code(&o), 2, "{args:?} {env:?}: {}", stderr(&o));
         let err = stderr(&o);
         for w in *words {
-            assert!(err.contains(w), "{args:?} {env:?}: {w:?} missing from: {err}");
+            assert!(
+                err.contains(w),
+                "{args:?} {env:?}: {w:?} missing from: {err}"
+            );
         }
-        assert_eq!((sysvipc(), kernel_sem()), (ipc.clone(), sem.clone()), "{args:?} {env:?}");
+        assert_eq!(
+            (sysvipc(), kernel_sem()),
+            (ipc.clone(), sem.clone()),
+            "{args:?} {env:?}"
+        );
     }
 }
 
@@ -92,7 +147,12 @@ fn command_line_beats_environment() {
 
     // And the environment alone is honoured.
     let ids = fixture(&["cookie", "--count", "2"]);
-    let o = sb.semprep().env("SEMPREP_MIN_AGE", "0").env("SEMPREP_DRY_RUN", "yes").output().unwrap();
+    let o = sb
+        .semprep()
+        .env("SEMPREP_MIN_AGE", "0")
+        .env("SEMPREP_DRY_RUN", "yes")
+        .output()
+        .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(semids(), ids, "SEMPREP_DRY_RUN=yes changed something");
     assert!(stdout(&o).contains("would remove"), "{}", stdout(&o));
@@ -103,9 +163,17 @@ fn quiet_when_all_is_well_and_json_when_asked() {
     let sb = Sandbox::new();
     let o = sb.run(&[]);
     assert_eq!(code(&o), 0);
-    assert_eq!((stdout(&o), stderr(&o)), (String::new(), String::new()), "nothing to do must be silent");
+    assert_eq!(
+        (stdout(&o), stderr(&o)),
+        (String::new(), String::new()),
+        "nothing to do must be silent"
+    );
     let o = sb.run(&["-v"]);
-    assert!(stderr(&o).contains("semprep: debug: nothing to do"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("semprep: debug: nothing to do"),
+        "{}",
+        stderr(&o)
+    );
 
     fixture(&["cookie", "--count", "2"]);
     let o = sb.run(&["run", "--json", "--min-age", "0"]);
@@ -140,6 +208,15 @@ fn journal_priority_prefixes_only_when_stderr_is_the_journal() {
 
     // A JOURNAL_STREAM that names another file: no prefixes.
     fixture(&["cookie"]);
-    let o = sb.semprep().args(["--min-age", "0"]).env("JOURNAL_STREAM", "1:1").output().unwrap();
-    assert!(stderr(&o).starts_with("semprep: removed 1 residual"), "{}", stderr(&o));
+    let o = sb
+        .semprep()
+        .args(["--min-age", "0"])
+        .env("JOURNAL_STREAM", "1:1")
+        .output()
+        .unwrap();
+    assert!(
+        stderr(&o).starts_with("semprep: removed 1 residual"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -194,6 +194,7 @@ fn main() {
                     .read(true)
                     .write(true)
                     .create(true)
+                    .truncate(false)
                     .open(path),
             );
             if cmd == "flock-hold" {
