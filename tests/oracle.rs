@@ -87,14 +87,20 @@ fn clean_leaves_what_udevcomplete_all_leaves_but_the_look_alikes() {
 
     let _b = Sandbox::new(); // the twin: same recipe, same semids
     let (cookies_b, lookalikes_b, foreign_b) = mix();
-    assert_eq!((&cookies, &lookalikes, &foreign), (&cookies_b, &lookalikes_b, &foreign_b));
+    assert_eq!(
+        (&cookies, &lookalikes, &foreign),
+        (&cookies_b, &lookalikes_b, &foreign_b)
+    );
     dmsetup(&["udevcomplete_all", "-y"]);
     let left_by_dmsetup = set(&semids());
 
     // Both removed every residual cookie and kept the other foreign sets...
     assert_eq!(left_by_dmsetup, set(&foreign));
     // ...and the one difference is the look-alikes dmsetup wrongly removed.
-    let difference: BTreeSet<i32> = left_by_semprep.difference(&left_by_dmsetup).copied().collect();
+    let difference: BTreeSet<i32> = left_by_semprep
+        .difference(&left_by_dmsetup)
+        .copied()
+        .collect();
     assert_eq!(difference, set(&lookalikes));
     assert!(left_by_semprep.is_disjoint(&set(&cookies)));
 }
@@ -113,7 +119,11 @@ fn dmsetup_removes_busy_cookies_that_semprep_keeps() {
     let a = Sandbox::new();
     let (ids, _w, _o) = recipe();
     assert_eq!(code(&a.run(&["clean", "--min-age", "0"])), 0);
-    assert_eq!(semids(), ids[..2], "semprep kept the waited-on and the owned cookie");
+    assert_eq!(
+        semids(),
+        ids[..2],
+        "semprep kept the waited-on and the owned cookie"
+    );
     drop(a);
 
     let _b = Sandbox::new();
