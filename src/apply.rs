@@ -27,6 +27,8 @@ pub struct Applied {
     /// The limits read back after a raise.
     pub raised: Option<Limits>,
     pub persisted: Option<String>,
+    /// Why the planned raise did not happen.
+    pub raise_error: Option<String>,
     /// Set when the time budget ran out before the plan was done.
     pub timed_out: bool,
 }
@@ -53,11 +55,7 @@ fn recheck(planned: &SemSet, now: &SemSet, min_age: u64, at: i64) -> Option<Stri
     }
 }
 
-pub fn apply(
-    snap: &snapshot::Snapshot,
-    plan: &Plan,
-    ctx: &Context,
-) -> Result<Applied, String> {
+pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Applied, String> {
     let by_semid: HashMap<i32, &SemSet> = snap.sets.iter().map(|s| (s.semid, s)).collect();
     let mut out = Applied::default();
     for &semid in &plan.remove {
@@ -91,24 +89,39 @@ pub fn apply(
     }
 
     if let Some(target) = plan.raise {
-        let path = ctx.sem_path;
-        limits::write(path, &target).map_err(|e| {
-            format!("cannot raise the limits: writing \"{target}\" to {}: {e}", path.display())
-        })?;
-        let read_back = limits::read(path)?;
-        if read_back != target {
-            return Err(format!(
-                "the kernel kept {} = \"{read_back}\" after semprep wrote \"{target}\"",
-                path.display()
-            ));
-        }
-        out.raised = Some(read_back);
-        if let Some(file) = ctx.persist {
-            persist(file, &read_back)?;
-            out.persisted = Some(file.display().to_string());
+        // A refused raise (read-only /proc/sys in a container, EINVAL above
+        // IPCMNI) is an outcome, not a crash: the caller decides whether
+        // the daemon can still start.
+        match raise(ctx.sem_path, &target) {
+            Ok(read_back) => {
+                out.raised = Some(read_back);
+                if let Some(file) = ctx.persist {
+                    persist(file, &read_back)?;
+                    out.persisted = Some(file.display().to_string());
+                }
+            }
+            Err(e) => out.raise_error = Some(e),
         }
     }
     Ok(out)
+}
+
+/// Writes all four limits in one write and reads them back to verify.
+fn raise(path: &Path, target: &Limits) -> Result<Limits, String> {
+    limits::write(path, target).map_err(|e| {
+        format!(
+            "cannot raise the limits: writing \"{target}\" to {}: {e}",
+            path.display()
+        )
+    })?;
+    let read_back = limits::read(path)?;
+    if read_back != *target {
+        return Err(format!(
+            "the kernel kept {} = \"{read_back}\" after semprep wrote \"{target}\"",
+            path.display()
+        ));
+    }
+    Ok(read_back)
 }
 
 /// Writes `kernel.sem` to a sysctl.d file atomically: temp file, fsync,

@@ -292,6 +292,8 @@ fn output(job: &Job, snap: &Snapshot, plan: &Plan, applied: Option<&Applied>, co
         report::emit(&format!("{doc}\n"));
     } else if job.dry_run {
         report::emit(&report::plan_text(snap, plan));
+    } else if job.params.policy == Policy::Report {
+        info!("{}", report::summary(snap, plan));
     }
 }
 
@@ -324,11 +326,17 @@ fn outcome(job: &Job, snap: &Snapshot, plan: &Plan, applied: &Applied) -> Result
     let (sets, sems) = snapshot::usage().map_err(Error::failure)?;
     let now_room = plan::headroom(&limits, sets, sems, job.params.reserve);
     if now_room.short {
-        error!(
-            "{}",
-            crate::explain::short(snap, plan, &now_room, &job.params)
-        );
+        let mut msg = crate::explain::short(snap, plan, &now_room, &job.params);
+        if let Some(e) = &applied.raise_error {
+            msg = format!("{e}; {msg}");
+        }
+        error!("{msg}");
         return Ok(Code::Short);
+    }
+    if let Some(e) = &applied.raise_error {
+        // Headroom is enough without the raise (only `raise --semmni` or a
+        // concurrent change gets here): the operator asked for it, though.
+        return Err(Error::failure(e.clone()));
     }
     if plan.remove.is_empty() && plan.raise.is_none() {
         debug!("nothing to do: {}", report::summary(snap, plan));

@@ -330,3 +330,42 @@ fn apply_rechecks_each_set_by_semid() {
     assert_eq!(semids(), vec![ids[1], ids[2], newcomer]);
     drop(sb);
 }
+
+/// In a container /proc/sys is read-only: the raise is refused, and with
+/// headroom short that means the daemon certainly cannot start (exit 3,
+/// with both causes named), even in hook mode.
+#[test]
+fn read_only_proc_sys_means_short_not_a_crash() {
+    let sb = Sandbox::new();
+    sb.limits("250 32000 32 40");
+    fixture(&["foreign", "--count", "40"]);
+    // A private mount namespace (inheriting our IPC namespace) in which
+    // this namespace's kernel.sem is bind-mounted read-only.
+    let script = "mount --bind /proc/sys/kernel/sem /proc/sys/kernel/sem && \
+                  mount -o remount,bind,ro /proc/sys/kernel/sem && exec \"$0\" run";
+    let o = std::process::Command::new("unshare")
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            SEMPREP,
+        ])
+        .env("SEMPREP_LOCK_FILE", sb.lock_path())
+        .env("SEMPREP_DAEMON", "none")
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(code(&o), 3, "{err}");
+    assert!(err.contains("cannot raise the limits"), "{err}");
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert!(err.contains("headroom still short"), "{err}");
+    assert_eq!(semids().len(), 40);
+    assert!(
+        kernel_sem()
+            .split_whitespace()
+            .eq(["250", "32000", "32", "40"])
+    );
+}
