@@ -199,3 +199,29 @@ pub fn json_doc(
         "exit_code": code as i32,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_keys_read_well() {
+        let cases = [
+            (0, "0s"),
+            (59, "59s"),
+            (60, "1m"),
+            (3599, "59m"),
+            (3600, "1h00m"),
+            (7980, "2h13m"),
+            (86_400, "1d0h"),
+            (200_000, "2d7h"),
+        ];
+        for (secs, want) in cases {
+            assert_eq!(human_age(secs), want, "{secs}");
+        }
+        assert_eq!(key_hex(0x0D4D_0A2B), "0x0d4d0a2b");
+        assert_eq!(key_hex(-1), "0xffffffff");
+        assert_eq!(percent(128, 128), 100);
+        assert_eq!(percent(1, 0), 100);
+    }
+}

@@ -369,3 +369,23 @@ fn read_only_proc_sys_means_short_not_a_crash() {
             .eq(["250", "32000", "32", "40"])
     );
 }
+
+#[test]
+fn status_summary_line() {
+    let sb = Sandbox::new();
+    sb.limits("250 32000 32 128");
+    fixture(&["cookie", "--count", "117"]);
+    let busy = fixture(&["cookie", "--count", "3"]);
+    fixture(&["foreign", "--count", "8"]);
+    let _held: Vec<Proc> = busy
+        .iter()
+        .map(|id| Proc::fixture(&["hold", &id.to_string()], true))
+        .collect();
+    let o = sb.run(&["status", "--min-age", "0"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let last = stdout(&o).lines().last().unwrap_or_default().to_owned();
+    assert_eq!(
+        last,
+        "semaphore sets 128/128 (100%): 120 dm cookies (117 residual, 3 busy); semaphores 128/32000"
+    );
+}
