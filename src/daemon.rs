@@ -3,8 +3,10 @@
 //! live daemon makes semprep refuse destructive actions (unless --force).
 
 use crate::process;
-use std::fs::File;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -17,9 +19,14 @@ pub enum Daemon {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Liveness {
-    Alive { pid: i32, what: String },
+    Alive {
+        pid: i32,
+        what: String,
+    },
     /// Not running; the note says why a pidfile was ignored, if there was one.
-    NotAlive { note: Option<String> },
+    NotAlive {
+        note: Option<String>,
+    },
 }
 
 impl Daemon {
@@ -53,7 +60,7 @@ pub fn check(daemon: Daemon, pidfile: Option<&Path>) -> Liveness {
         (_, None) => match process::find_by_comm(daemon.comm()).first() {
             Some(&pid) => Liveness::Alive {
                 pid,
-                what: format!("a process named {}", daemon.comm()),
+                what: format!("{} (pid {pid}, found by its name)", daemon.comm()),
             },
             None => Liveness::NotAlive { note: None },
         },
@@ -64,22 +71,51 @@ fn not_alive(note: String) -> Liveness {
     Liveness::NotAlive { note: Some(note) }
 }
 
+/// Opens a pidfile for reading; `None` when there is none. Non-blocking, so
+/// that a FIFO in its place cannot hang the daemon's start, and only a
+/// regular file counts (a device such as /dev/zero would never end).
+fn open_pidfile(path: &Path) -> Result<Option<File>, String> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("cannot open it: {e}")),
+    };
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(Some(file)),
+        Ok(m) if m.is_dir() => Err("cannot read it: it is a directory".into()),
+        Ok(_) => Err("cannot read it: it is not a regular file".into()),
+        Err(e) => Err(format!("cannot stat it: {e}")),
+    }
+}
+
 /// dockerd writes its pid but does not lock the file: trust the pid only if
 /// that process exists and has the daemon's name.
 fn by_pidfile(path: &Path, comm: &str) -> Liveness {
     let shown = path.display();
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Liveness::NotAlive { note: None };
-        }
-        Err(e) => return not_alive(format!("ignoring pidfile {shown}: cannot read it: {e}")),
+    let file = match open_pidfile(path) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Liveness::NotAlive { note: None },
+        Err(why) => return not_alive(format!("ignoring pidfile {shown}: {why}")),
     };
+    // A pid is a few bytes: never read more than a page of whatever it is.
+    let mut text = String::new();
+    if let Err(e) = file.take(4096).read_to_string(&mut text) {
+        return not_alive(format!("ignoring pidfile {shown}: cannot read it: {e}"));
+    }
     let Some(pid) = text.trim().parse::<i32>().ok().filter(|p| *p > 0) else {
-        return not_alive(format!("ignoring pidfile {shown}: no pid in it ({:?})", text.trim()));
+        let start: String = text.trim().chars().take(40).collect();
+        return not_alive(format!(
+            "ignoring pidfile {shown}: no pid in it ({start:?})"
+        ));
     };
     if !process::alive(pid) {
-        return not_alive(format!("ignoring stale pidfile {shown}: pid {pid} is not running"));
+        return not_alive(format!(
+            "ignoring stale pidfile {shown}: pid {pid} is not running"
+        ));
     }
     match process::comm(pid) {
         Some(c) if c == comm => Liveness::Alive {
@@ -89,7 +125,9 @@ fn by_pidfile(path: &Path, comm: &str) -> Liveness {
         Some(c) => not_alive(format!(
             "ignoring stale pidfile {shown}: pid {pid} is now {c}, not {comm}"
         )),
-        None => not_alive(format!("ignoring pidfile {shown}: pid {pid} has no readable name")),
+        None => not_alive(format!(
+            "ignoring pidfile {shown}: pid {pid} has no readable name"
+        )),
     }
 }
 
@@ -98,12 +136,10 @@ fn by_pidfile(path: &Path, comm: &str) -> Liveness {
 fn by_fcntl_lock(path: &Path) -> Liveness {
     use nix::fcntl::{FcntlArg, fcntl};
     let shown = path.display();
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Liveness::NotAlive { note: None };
-        }
-        Err(e) => return not_alive(format!("ignoring pidfile {shown}: cannot open it: {e}")),
+    let file = match open_pidfile(path) {
+        Ok(Some(f)) => f,
+        Ok(None) => return Liveness::NotAlive { note: None },
+        Err(why) => return not_alive(format!("ignoring pidfile {shown}: {why}")),
     };
     // l_start 0 and l_len 0 from SEEK_SET: the whole file.
     let mut lock = libc::flock {
@@ -117,7 +153,9 @@ fn by_fcntl_lock(path: &Path) -> Liveness {
         return not_alive(format!("ignoring pidfile {shown}: F_GETLK failed: {e}"));
     }
     if lock.l_type == libc::F_UNLCK as i16 {
-        return not_alive(format!("ignoring stale pidfile {shown}: nobody holds its lock"));
+        return not_alive(format!(
+            "ignoring stale pidfile {shown}: nobody holds its lock"
+        ));
     }
     // An OFD lock reports l_pid -1; the pidfile's content names the holder.
     let pid = if lock.l_pid > 0 {

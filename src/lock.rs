@@ -33,7 +33,8 @@ pub enum LockError {
 fn open(path: &Path) -> Result<File, LockError> {
     let bad = |why: String| LockError::BadPath(format!("lock file {}: {why}", path.display()));
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| bad(format!("cannot create its directory: {e}")))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| bad(format!("cannot create its directory: {e}")))?;
     }
     let file = OpenOptions::new()
         .read(true)
@@ -47,12 +48,17 @@ fn open(path: &Path) -> Result<File, LockError> {
             Some(libc::EISDIR) => bad("is a directory; expected a regular file".into()),
             _ => bad(format!("cannot open it: {e}")),
         })?;
-    let meta = file.metadata().map_err(|e| bad(format!("cannot stat it: {e}")))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| bad(format!("cannot stat it: {e}")))?;
     if !meta.file_type().is_file() {
         return Err(bad("is not a regular file".into()));
     }
     if meta.uid() != 0 {
-        return Err(bad(format!("is owned by uid {}; expected root", meta.uid())));
+        return Err(bad(format!(
+            "is owned by uid {}; expected root",
+            meta.uid()
+        )));
     }
     if meta.nlink() != 1 {
         return Err(bad(format!("has {} hard links; expected 1", meta.nlink())));
@@ -60,15 +66,28 @@ fn open(path: &Path) -> Result<File, LockError> {
     Ok(file)
 }
 
-/// Who holds the lock, from the pid the holder wrote into the file.
-fn holder(path: &Path) -> String {
-    let pid = std::fs::read_to_string(path)
+/// Who holds the lock, from the pid the holder wrote into the file. Read
+/// through the descriptor already checked by `open`, not the path again.
+fn holder(file: &File) -> String {
+    use std::os::unix::fs::FileExt;
+    let mut buf = [0u8; 32];
+    let n = file.read_at(&mut buf, 0).unwrap_or(0);
+    let pid = std::str::from_utf8(&buf[..n])
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok())
         .filter(|&p| crate::process::alive(p));
     match pid {
         Some(p) => format!("held by {}", crate::process::describe(p)),
         None => "held by another process".into(),
+    }
+}
+
+/// `300ms`, `2.0s`: a wait cut short by the time budget is not a round number.
+fn shown(wait: Duration) -> String {
+    if wait < Duration::from_secs(1) {
+        format!("{}ms", wait.as_millis())
+    } else {
+        format!("{:.1}s", wait.as_secs_f64())
     }
 }
 
@@ -86,10 +105,10 @@ pub fn acquire(path: &Path, wait: Duration) -> Result<LockGuard, LockError> {
             }
             Err(TryLockError::WouldBlock) => {
                 return Err(LockError::Busy(format!(
-                    "lock file {} is {} (waited {:?})",
+                    "lock file {} is {} (waited {})",
                     path.display(),
-                    holder(path),
-                    wait
+                    holder(&file),
+                    shown(wait)
                 )));
             }
             Err(TryLockError::Error(e)) => {

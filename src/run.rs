@@ -124,13 +124,14 @@ pub fn main(cli: cli::Cli) -> i32 {
     match exec {
         None => finish(result.map(|(code, _lock)| code), hook, strict),
         Some(program) => match result {
-            Err(e) if e.code == Code::Usage => finish(Err(e), hook, strict),
             Ok((Code::Short, _)) => Code::Short as i32,
             Ok((_, lock)) => crate::exec::exec(&program, lock.as_ref()),
-            Err(e) => {
-                finish(Err(e), hook, strict);
-                crate::exec::exec(&program, None)
-            }
+            // The hook policy decides: bad input, and any failure under
+            // --strict, stop here instead of starting the program.
+            Err(e) => match finish(Err(e), hook, strict) {
+                0 => crate::exec::exec(&program, None),
+                code => code,
+            },
         },
     }
 }
@@ -156,15 +157,15 @@ fn start_budget(job: &Job, timeout: Duration, exec: Option<Vec<OsString>>) -> Bu
     Budget::start(timeout, move || {
         let msg = format!("time budget of {timeout:?} (--timeout) ran out");
         match exec {
-            Some(program) => {
+            Some(program) if !strict => {
                 warn!("{msg}; starting the program anyway");
                 std::process::exit(crate::exec::exec(&program, None));
             }
-            None if hook && !strict => {
+            _ if hook && !strict => {
                 warn!("{msg}; letting the daemon start anyway");
                 std::process::exit(0)
             }
-            None => {
+            _ => {
                 error!("{msg}");
                 std::process::exit(Code::Failure as i32)
             }
@@ -178,7 +179,7 @@ fn status(a: &cli::StatusArgs) -> Result<Code, Error> {
     let plan = plan::plan(&snap, &p, now()).map_err(Error::usage)?;
     if a.output.json {
         let doc = report::json_doc("status", &snap, &plan, &p, None, Code::Ready);
-        report::emit(&format!("{doc}\n"));
+        report::emit_json(&doc);
     } else {
         report::emit(&report::status_text(&snap, &plan));
     }
@@ -289,7 +290,7 @@ fn change(job: &Job, budget: &Budget) -> Result<(Code, Option<LockGuard>), Error
 fn output(job: &Job, snap: &Snapshot, plan: &Plan, applied: Option<&Applied>, code: Code) {
     if job.json {
         let doc = report::json_doc(job.name, snap, plan, &job.params, applied, code);
-        report::emit(&format!("{doc}\n"));
+        report::emit_json(&doc);
     } else if job.dry_run {
         report::emit(&report::plan_text(snap, plan));
     } else if job.params.policy == Policy::Report {
