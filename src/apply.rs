@@ -11,6 +11,7 @@ use crate::snapshot::{self, SemSet};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -35,7 +36,8 @@ pub struct Applied {
 
 pub struct Context<'a> {
     pub min_age: u64,
-    pub now: &'a dyn Fn() -> i64,
+    /// Shared by the removal threads, hence `Sync`.
+    pub now: &'a (dyn Fn() -> i64 + Sync),
     pub deadline: Option<Instant>,
     pub sem_path: &'a Path,
     pub persist: Option<&'a Path>,
@@ -55,37 +57,136 @@ fn recheck(planned: &SemSet, now: &SemSet, min_age: u64, at: i64) -> Option<Stri
     }
 }
 
-pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Applied, String> {
-    let by_semid: HashMap<i32, &SemSet> = snap.sets.iter().map(|s| (s.semid, s)).collect();
-    let mut out = Applied::default();
+/// The planned sets to remove, in plan order. `plan.remove` is a
+/// subsequence of `snap.sets` (both in kernel index order), so one merge walk
+/// finds them without a map; any other order falls back to a map.
+fn planned_sets<'a>(snap: &'a snapshot::Snapshot, plan: &Plan) -> Result<Vec<&'a SemSet>, String> {
+    let mut out = Vec::with_capacity(plan.remove.len());
+    let mut sets = snap.sets.iter();
     for &semid in &plan.remove {
-        if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
-            out.timed_out = true;
-            return Ok(out);
+        match sets.by_ref().find(|s| s.semid == semid) {
+            Some(s) => out.push(s),
+            None => break,
         }
-        let planned = by_semid[&semid];
+    }
+    if out.len() == plan.remove.len() {
+        return Ok(out);
+    }
+    let by_semid: HashMap<i32, &SemSet> = snap.sets.iter().map(|s| (s.semid, s)).collect();
+    plan.remove
+        .iter()
+        .map(|id| {
+            by_semid
+                .get(id)
+                .copied()
+                .ok_or_else(|| format!("semaphore set {id} is in the plan but not in the snapshot"))
+        })
+        .collect()
+}
+
+/// What one worker did with its share of the removals.
+#[derive(Default)]
+struct Part {
+    removed: Vec<i32>,
+    skipped: Vec<Skip>,
+    timed_out: bool,
+    error: Option<String>,
+}
+
+/// Below this many removals per thread a thread is not worth starting.
+const REMOVALS_PER_THREAD: usize = 2048;
+
+/// Re-checks and removes `sets` one by one: each set is re-read by semid
+/// immediately before its own IPC_RMID. `stop` ends every worker early once
+/// one has failed or run out of time.
+fn remove_sets(sets: &[&SemSet], ctx: &Context, stop: &AtomicBool) -> Part {
+    let mut part = Part::default();
+    let mut owners = snapshot::Owners::default();
+    for planned in sets {
+        let semid = planned.semid;
+        if stop.load(Ordering::Relaxed) {
+            return part;
+        }
+        if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
+            part.timed_out = true;
+            stop.store(true, Ordering::Relaxed);
+            return part;
+        }
         let skip = |why: String| Skip {
             semid,
             key: planned.stat.key,
             why,
         };
-        let current = snapshot::reread(semid)
-            .map_err(|e| format!("re-reading semaphore set {semid}: {e}"))?;
+        let known = planned.detail.as_ref().ok().map(|d| &d.owner);
+        let current = match snapshot::reread(semid, &mut owners, known) {
+            Ok(c) => c,
+            Err(e) => {
+                part.error = Some(format!("re-reading semaphore set {semid}: {e}"));
+                stop.store(true, Ordering::Relaxed);
+                return part;
+            }
+        };
         let Some(current) = current else {
-            out.skipped.push(skip("gone before removal".into()));
+            part.skipped.push(skip("gone before removal".into()));
             continue;
         };
         if let Some(why) = recheck(planned, &current, ctx.min_age, (ctx.now)()) {
-            out.skipped.push(skip(why));
+            part.skipped.push(skip(why));
             continue;
         }
         match crate::sysv::remove(semid) {
-            Ok(()) => out.removed.push(semid),
+            Ok(()) => part.removed.push(semid),
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {
-                out.skipped.push(skip("gone before removal".into()))
+                part.skipped.push(skip("gone before removal".into()))
             }
-            Err(e) => return Err(format!("semctl({semid}, IPC_RMID): {e}")),
+            Err(e) => {
+                part.error = Some(format!("semctl({semid}, IPC_RMID): {e}"));
+                stop.store(true, Ordering::Relaxed);
+                return part;
+            }
         }
+    }
+    part
+}
+
+pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Applied, String> {
+    let planned = planned_sets(snap, plan)?;
+    let mut out = Applied::default();
+    // The re-reads run in parallel on large plans; IPC_RMID serialises in
+    // the kernel anyway, but one thread's re-reads overlap the other's
+    // removals. Each set is still re-checked right before its own removal.
+    let threads = snapshot::threads_for(planned.len(), REMOVALS_PER_THREAD);
+    let stop = AtomicBool::new(false);
+    let parts: Vec<Part> = if threads <= 1 {
+        vec![remove_sets(&planned, ctx, &stop)]
+    } else {
+        let chunk = planned.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = planned
+                .chunks(chunk)
+                .map(|c| s.spawn(|| remove_sets(c, ctx, &stop)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| Part {
+                        error: Some("a removal thread panicked".into()),
+                        ..Part::default()
+                    })
+                })
+                .collect()
+        })
+    };
+    for mut part in parts {
+        if let Some(e) = part.error {
+            return Err(e);
+        }
+        out.removed.append(&mut part.removed);
+        out.skipped.append(&mut part.skipped);
+        out.timed_out |= part.timed_out;
+    }
+    if out.timed_out {
+        return Ok(out);
     }
 
     if let Some(target) = plan.raise {

@@ -1,0 +1,634 @@
+//! semprep against `dmsetup` and the shell, side by side (issue 5).
+//!
+//! Run it through `bench/run.sh` (see BENCHMARKS.md). Every run of every
+//! tool gets a FRESH IPC namespace (`unshare(CLONE_NEWIPC)` again in this
+//! single-threaded process), its own `/proc/sys/kernel/sem`, and a population
+//! made by `semfixture`; only the tool's process is timed (spawn to `wait4`,
+//! which also gives its peak RSS), and then the result is verified, so a fast
+//! wrong answer cannot count. The host's semaphores are never touched.
+//!
+//! Options: `--smoke` (tiny N, one run: the test suite's check of the
+//! script), `--runs N` (default 5), `--only TEXT` (scenarios whose name
+//! contains TEXT), `--semprep PATH`, `--semfixture PATH`, `--dmsetup PATH`.
+
+use semprep::snapshot::has_cookie_magic;
+use semprep::sysv;
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const LIMITS: &str = "32000 1024000000 500 32768";
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Tool {
+    SemprepRun,
+    SemprepClean,
+    SemprepStatus,
+    DmCookies,
+    DmCompleteAll,
+    ShellLoop,
+    /// `/bin/true`: what any dynamically linked program costs to start.
+    Floor,
+}
+
+impl Tool {
+    fn label(self) -> &'static str {
+        match self {
+            Tool::SemprepRun => "semprep run",
+            Tool::SemprepClean => "semprep clean --min-age 0",
+            Tool::SemprepStatus => "semprep status --json",
+            Tool::DmCookies => "dmsetup udevcookies",
+            Tool::DmCompleteAll => "dmsetup udevcomplete_all -y",
+            Tool::ShellLoop => "shell loop (ipcs | awk; ipcrm -s)",
+            Tool::Floor => "/bin/true (exec floor, reference)",
+        }
+    }
+    fn is_semprep(self) -> bool {
+        matches!(
+            self,
+            Tool::SemprepRun | Tool::SemprepClean | Tool::SemprepStatus
+        )
+    }
+    /// Whether the tool must remove every cookie (else it changes nothing).
+    fn removes(self) -> bool {
+        matches!(
+            self,
+            Tool::SemprepClean | Tool::DmCompleteAll | Tool::ShellLoop
+        )
+    }
+}
+
+struct Scenario {
+    name: String,
+    cookies: usize,
+    foreign: usize,
+    tools: Vec<Tool>,
+}
+
+struct Config {
+    semprep: PathBuf,
+    semfixture: PathBuf,
+    dmsetup: PathBuf,
+    runs: usize,
+    smoke: bool,
+    only: Option<String>,
+    tmp: PathBuf,
+}
+
+/// One timed run of one tool.
+struct Sample {
+    wall: Duration,
+    maxrss_kib: i64,
+}
+
+fn die(msg: impl std::fmt::Display) -> ! {
+    eprintln!("bench: {msg}");
+    std::process::exit(1)
+}
+
+fn scenarios(smoke: bool) -> Vec<Scenario> {
+    use Tool::*;
+    let (idle_foreign, sizes, shell_max, status_n, foreign) = if smoke {
+        (3, vec![5, 20], 20, 20, 3)
+    } else {
+        (
+            1000,
+            vec![100, 1_000, 3_000, 10_000, 30_000],
+            3_000,
+            30_000,
+            500,
+        )
+    };
+    let mut v = vec![
+        Scenario {
+            name: "nothing to do: empty".into(),
+            cookies: 0,
+            foreign: 0,
+            tools: vec![SemprepRun, DmCookies],
+        },
+        Scenario {
+            name: format!("nothing to do: {idle_foreign} foreign"),
+            cookies: 0,
+            foreign: idle_foreign,
+            tools: vec![SemprepRun, DmCookies, Floor],
+        },
+    ];
+    for n in sizes {
+        let mut tools = vec![SemprepClean, DmCompleteAll];
+        if n <= shell_max {
+            tools.push(ShellLoop);
+        }
+        v.push(Scenario {
+            name: format!("clear {n} (+{foreign} foreign)"),
+            cookies: n,
+            foreign,
+            tools,
+        });
+    }
+    v.push(Scenario {
+        name: format!("list {status_n} (+{foreign} foreign)"),
+        cookies: status_n,
+        foreign,
+        tools: vec![SemprepStatus, DmCookies],
+    });
+    v
+}
+
+/// Every set in the current namespace: (semid, key), by kernel index.
+fn sets() -> Vec<(i32, i32)> {
+    let info = sysv::sem_info().unwrap_or_else(|e| die(format!("SEM_INFO: {e}")));
+    let mut out = Vec::new();
+    if info.sets == 0 {
+        return out;
+    }
+    for index in 0..=info.max_index {
+        match sysv::sem_stat(index, false) {
+            Ok((semid, stat)) => out.push((semid, stat.key)),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+            Err(e) => die(format!("SEM_STAT {index}: {e}")),
+        }
+    }
+    out
+}
+
+/// A fresh IPC namespace with room for every scenario.
+fn fresh_namespace() {
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC) {
+        die(format!("unshare(CLONE_NEWIPC): {e}"))
+    }
+    std::fs::write("/proc/sys/kernel/sem", LIMITS)
+        .unwrap_or_else(|e| die(format!("writing /proc/sys/kernel/sem: {e}")));
+}
+
+/// Not root: become root of a new user namespace (needs one thread, which
+/// this harness is), where unshare(CLONE_NEWIPC) and the sysctl work.
+fn enter_user_namespace_if_needed() {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    if uid.is_root() {
+        return;
+    }
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWUSER) {
+        die(format!(
+            "not root, and unshare(CLONE_NEWUSER) failed: {e}; run as root"
+        ))
+    }
+    let w = |p: &str, s: String| {
+        std::fs::write(p, s).unwrap_or_else(|e| die(format!("writing {p}: {e}")))
+    };
+    w("/proc/self/setgroups", "deny".into());
+    w("/proc/self/uid_map", format!("0 {uid} 1"));
+    w("/proc/self/gid_map", format!("0 {gid} 1"));
+}
+
+fn fixture(cfg: &Config, args: &[&str]) {
+    let st = Command::new(&cfg.semfixture)
+        .args(args)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap_or_else(|e| die(format!("{}: {e}", cfg.semfixture.display())));
+    if !st.success() {
+        die(format!("semfixture {args:?}: {st}"));
+    }
+}
+
+fn populate(cfg: &Config, sc: &Scenario) {
+    // Cookies as `dmsetup udevcreatecookie` (or a libdm caller killed after
+    // SETVAL) leaves them: value 1, never operated, owner pid gone.
+    if sc.cookies > 0 {
+        let n = sc.cookies.to_string();
+        fixture(cfg, &["cookie", "--count", &n, "--state", "setval"]);
+    }
+    if sc.foreign > 0 {
+        fixture(cfg, &["foreign", "--count", &sc.foreign.to_string()]);
+    }
+}
+
+fn command(cfg: &Config, tool: Tool) -> Command {
+    let lock = cfg.tmp.join("semprep.lock");
+    let mut c = match tool {
+        Tool::SemprepRun | Tool::SemprepClean | Tool::SemprepStatus => {
+            let mut c = Command::new(&cfg.semprep);
+            match tool {
+                Tool::SemprepRun => c.arg("run"),
+                Tool::SemprepClean => c.args(["clean", "--min-age", "0"]),
+                _ => c.args(["status", "--json"]),
+            };
+            if tool != Tool::SemprepStatus {
+                c.args(["--daemon", "none", "--lock-file"]).arg(&lock);
+            }
+            c
+        }
+        Tool::DmCookies => {
+            let mut c = Command::new(&cfg.dmsetup);
+            c.arg("udevcookies");
+            c
+        }
+        Tool::DmCompleteAll => {
+            let mut c = Command::new(&cfg.dmsetup);
+            c.args(["udevcomplete_all", "-y"]);
+            c
+        }
+        Tool::Floor => Command::new("/bin/true"),
+        Tool::ShellLoop => {
+            let mut c = Command::new("bash");
+            c.args([
+                "-c",
+                "for id in $(ipcs -s | awk '/^0x0d4d/ {print $2}'); do ipcrm -s $id; done",
+            ]);
+            c
+        }
+    };
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SEMPREP_") || k == "JOURNAL_STREAM" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Spawns the tool and waits for it with wait4: wall time and peak RSS of
+/// exactly that process (the shell loop's RSS is the shell's).
+fn timed(cfg: &Config, tool: Tool, out: &Path, err: &Path) -> Sample {
+    let mut c = command(cfg, tool);
+    // fork, not vfork (posix_spawn): a vfork child's ru_maxrss starts at
+    // the harness's own peak, since exec records the old mm's high-water
+    // mark; a forked child's starts at the harness's current anon memory,
+    // which is kept small (see `verify`).
+    // SAFETY: the closure does nothing, so it is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || Ok(()));
+    }
+    c.stdin(Stdio::null())
+        .stdout(File::create(out).unwrap_or_else(|e| die(e)))
+        .stderr(File::create(err).unwrap_or_else(|e| die(e)));
+    let start = Instant::now();
+    let child = c
+        .spawn()
+        .unwrap_or_else(|e| die(format!("{}: {e}", tool.label())));
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; zeroed is valid, wait4 fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own unwaited child; both pointers are valid.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let wall = start.elapsed();
+    if r != pid {
+        die(format!("wait4: {}", std::io::Error::last_os_error()));
+    }
+    drop(child); // already reaped: dropping a Child never waits
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        let stderr = std::fs::read_to_string(err).unwrap_or_default();
+        die(format!(
+            "{} failed (wait status {status:#x}): {stderr}",
+            tool.label()
+        ));
+    }
+    Sample {
+        wall,
+        maxrss_kib: ru.ru_maxrss,
+    }
+}
+
+/// What the tool must have left, and (for listings) printed.
+fn verify(tool: Tool, before: &[(i32, i32)], out: &Path) -> Result<(), String> {
+    let cookies: BTreeSet<i32> = before
+        .iter()
+        .filter(|(_, k)| has_cookie_magic(*k))
+        .map(|&(s, _)| s)
+        .collect();
+    let foreign: BTreeSet<i32> = before
+        .iter()
+        .filter(|(_, k)| !has_cookie_magic(*k))
+        .map(|&(s, _)| s)
+        .collect();
+    let after: BTreeSet<i32> = sets().iter().map(|&(s, _)| s).collect();
+    let want: BTreeSet<i32> = if tool.removes() {
+        foreign.clone()
+    } else {
+        before.iter().map(|&(s, _)| s).collect()
+    };
+    if after != want {
+        let left = after.intersection(&cookies).count();
+        let lost = foreign.difference(&after).count();
+        return Err(format!(
+            "{}: {left} of {} cookies left, {lost} of {} foreign sets gone, {} sets in all",
+            tool.label(),
+            cookies.len(),
+            foreign.len(),
+            after.len()
+        ));
+    }
+    // Streamed, not read whole: the harness's memory is every later
+    // child's RSS floor (see `timed`).
+    let file = std::io::BufReader::new(File::open(out).map_err(|e| e.to_string())?);
+    let listed: BTreeSet<i32> = match tool {
+        Tool::DmCookies => {
+            use std::io::BufRead;
+            file.lines()
+                .map_while(Result::ok)
+                .filter(|l| l.starts_with("0x"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+                .collect()
+        }
+        Tool::SemprepStatus => {
+            #[derive(serde::Deserialize)]
+            struct Id {
+                semid: i32,
+            }
+            #[derive(serde::Deserialize)]
+            struct Doc {
+                sets: Vec<Id>,
+            }
+            let doc: Doc =
+                serde_json::from_reader(file).map_err(|e| format!("status --json: {e}"))?;
+            doc.sets.iter().map(|s| s.semid).collect()
+        }
+        _ => return Ok(()),
+    };
+    if listed != cookies {
+        return Err(format!(
+            "{} listed {} sets, expected the {} cookies",
+            tool.label(),
+            listed.len(),
+            cookies.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Removes whatever is left, so that freeing the namespace later costs a
+/// kworker nothing while the next tool is timed.
+fn clear_namespace() {
+    for (semid, _) in sets() {
+        let _ = sysv::remove(semid);
+    }
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2
+    }
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.1} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
+}
+
+struct Row {
+    scenario: String,
+    tool: Tool,
+    median: Duration,
+    min: Duration,
+    max: Duration,
+    rss_kib: i64,
+    runs: usize,
+}
+
+fn run_scenario(cfg: &Config, sc: &Scenario) -> Vec<Row> {
+    let n = sc.tools.len();
+    let mut walls: Vec<Vec<Duration>> = vec![Vec::new(); n];
+    let mut rss: Vec<i64> = vec![0; n];
+    for run in 0..cfg.runs {
+        // Alternate the tools: each run starts with the next one.
+        for k in 0..n {
+            let t = (run + k) % n;
+            let tool = sc.tools[t];
+            fresh_namespace();
+            populate(cfg, sc);
+            let before = sets();
+            if before.len() != sc.cookies + sc.foreign {
+                die(format!(
+                    "{}: populated {} sets, wanted {}",
+                    sc.name,
+                    before.len(),
+                    sc.cookies + sc.foreign
+                ));
+            }
+            let (out, err) = (cfg.tmp.join("stdout"), cfg.tmp.join("stderr"));
+            let s = timed(cfg, tool, &out, &err);
+            if let Err(e) = verify(tool, &before, &out) {
+                die(format!("{}: run {run}: WRONG RESULT: {e}", sc.name));
+            }
+            clear_namespace();
+            walls[t].push(s.wall);
+            rss[t] = rss[t].max(s.maxrss_kib);
+        }
+    }
+    sc.tools
+        .iter()
+        .enumerate()
+        .map(|(t, &tool)| {
+            let w = &mut walls[t];
+            let m = median(w);
+            Row {
+                scenario: sc.name.clone(),
+                tool,
+                median: m,
+                min: w[0],
+                max: w[w.len() - 1],
+                rss_kib: rss[t],
+                runs: w.len(),
+            }
+        })
+        .collect()
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| {:<27} | {:<34} | {:>10} | {:>19} | {:>9} | {:>8} |",
+        "scenario", "tool", "median", "min .. max", "× semprep", "peak RSS"
+    );
+    println!(
+        "|{:-<29}|{:-<36}|{:->12}|{:->21}|{:->11}|{:->10}|",
+        "", "", "", "", "", ""
+    );
+    for r in rows {
+        let base = rows
+            .iter()
+            .find(|b| b.scenario == r.scenario && b.tool.is_semprep())
+            .map_or(r.median, |b| b.median);
+        let ratio = r.median.as_secs_f64() / base.as_secs_f64().max(1e-9);
+        println!(
+            "| {:<27} | {:<34} | {:>10} | {:>19} | {:>8.2}× | {:>4.1} MiB |",
+            r.scenario,
+            r.tool.label(),
+            ms(r.median),
+            format!("{} .. {}", ms(r.min), ms(r.max)),
+            ratio,
+            r.rss_kib as f64 / 1024.0
+        );
+    }
+    if let Some(runs) = rows.first().map(|r| r.runs) {
+        println!("(median of {runs} runs each; RSS is the largest ru_maxrss seen)");
+    }
+}
+
+/// The DESIGN §6 goals, as ratios of this run's medians. Figures, not
+/// assertions: the exit code only says whether every run was verified.
+fn print_targets(rows: &[Row]) {
+    let find = |scenario: &str, tool: Tool| {
+        rows.iter()
+            .find(|r| r.scenario.starts_with(scenario) && r.tool == tool)
+    };
+    let mut lines = Vec::new();
+    for sc in ["nothing to do: empty", "nothing to do: 1000 foreign"] {
+        if let (Some(s), Some(d)) = (find(sc, Tool::SemprepRun), find(sc, Tool::DmCookies)) {
+            let r = s.median.as_secs_f64() / d.median.as_secs_f64();
+            let mib = s.rss_kib as f64 / 1024.0;
+            let ok = r <= 0.5 && mib <= 4.0;
+            lines.push(format!(
+                "{sc}: semprep run = {r:.2}× dmsetup udevcookies (goal ≤ 0.50×), peak RSS \
+                 {mib:.1} MiB (goal ≤ 4 MiB): {}",
+                if ok { "met" } else { "MISSED" }
+            ));
+        }
+    }
+    if let (Some(s), Some(d)) = (
+        find("list 30000", Tool::SemprepStatus),
+        find("list 30000", Tool::DmCookies),
+    ) {
+        let r = s.median.as_secs_f64() / d.median.as_secs_f64();
+        lines.push(format!(
+            "list 30000: status --json = {r:.2}× dmsetup udevcookies (goal ≤ 1.00×): {}",
+            if r <= 1.0 { "met" } else { "MISSED" }
+        ));
+    }
+    if let (Some(s), Some(d)) = (
+        find("clear 30000", Tool::SemprepClean),
+        find("clear 30000", Tool::DmCompleteAll),
+    ) {
+        let r = s.median.as_secs_f64() / d.median.as_secs_f64();
+        let verdict = match r {
+            r if r <= 1.0 => "met, stretch met",
+            r if r <= 1.5 => "met",
+            _ => "MISSED",
+        };
+        lines.push(format!(
+            "clear 30000: semprep clean = {r:.2}× dmsetup udevcomplete_all -y \
+             (goal ≤ 1.50×, stretch ≤ 1.00×): {verdict}"
+        ));
+    }
+    if !lines.is_empty() {
+        println!("\nDESIGN §6 goals, this run:");
+        for l in lines {
+            println!("  {l}");
+        }
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "?".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{cpus} CPUs, {cpu}, Linux {}", kernel.trim())
+}
+
+fn parse_args() -> Config {
+    let env_path = |var: &str, default: &str| {
+        std::env::var_os(var).map_or_else(|| PathBuf::from(default), PathBuf::from)
+    };
+    let mut cfg = Config {
+        semprep: env_path("SEMPREP_BIN", "target/release/semprep"),
+        semfixture: env_path("SEMFIXTURE_BIN", "target/release/semfixture"),
+        dmsetup: PathBuf::from("dmsetup"),
+        runs: 5,
+        smoke: false,
+        only: None,
+        tmp: PathBuf::new(),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || {
+            args.next()
+                .unwrap_or_else(|| die(format!("{a} needs a value")))
+        };
+        match a.as_str() {
+            "--smoke" => cfg.smoke = true,
+            "--runs" => {
+                let v = value();
+                cfg.runs = v
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .unwrap_or_else(|| die(format!("--runs {v}")))
+            }
+            "--only" => cfg.only = Some(value()),
+            "--semprep" => cfg.semprep = value().into(),
+            "--semfixture" => cfg.semfixture = value().into(),
+            "--dmsetup" => cfg.dmsetup = value().into(),
+            "--bench" => {} // added by `cargo bench`
+            other => die(format!(
+                "unknown argument {other:?} (see benches/compare.rs)"
+            )),
+        }
+    }
+    if cfg.smoke {
+        cfg.runs = 1;
+    }
+    for p in [&cfg.semprep, &cfg.semfixture] {
+        if !p.is_file() {
+            die(format!("{} not found: cargo build --release", p.display()));
+        }
+    }
+    cfg
+}
+
+fn main() {
+    let mut cfg = parse_args();
+    enter_user_namespace_if_needed();
+    // tmpfs when there is one, as /run (where the lock file lives) is on
+    // most systems: a lock file on a disk file system costs a journal write.
+    let base = Path::new("/dev/shm");
+    let base = if base.is_dir() {
+        base.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let tmp = base.join(format!("semprep-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap_or_else(|e| die(e));
+    cfg.tmp = tmp;
+    println!("machine: {}", machine());
+    let start = Instant::now();
+    let mut rows = Vec::new();
+    for sc in scenarios(cfg.smoke) {
+        if cfg
+            .only
+            .as_ref()
+            .is_some_and(|o| !sc.name.contains(o.as_str()))
+        {
+            continue;
+        }
+        eprintln!("bench: {} …", sc.name);
+        rows.extend(run_scenario(&cfg, &sc));
+    }
+    let _ = std::fs::remove_dir_all(&cfg.tmp);
+    println!();
+    print_table(&rows);
+    print_targets(&rows);
+    println!(
+        "\nevery run verified: all cookies gone and every foreign set kept after each \
+         removal; the listings name exactly the cookies; total {:.0} s",
+        start.elapsed().as_secs_f64()
+    );
+}
