@@ -37,10 +37,10 @@ isulad) daemon=isulad ;;
 esac
 
 for f in ${SEMPREP_CONFIG:-/etc/sysconfig/semprep /etc/default/semprep}; do
-	[ -f "$f" ] && [ -r "$f" ] || continue
+	if [ ! -f "$f" ] || [ ! -r "$f" ]; then continue; fi
+	# shellcheck disable=SC1090 # the path is the administrator's choice
 	if (. "$f") >/dev/null 2>&1; then
 		set -a
-		# shellcheck disable=SC1090 # the path is the administrator's choice
 		. "$f"
 		set +a
 	else

@@ -9,8 +9,9 @@
 # same files the systemd drop-ins read), or SEMPREP_* in the environment.
 #
 # Exit status: 0 means go ahead. Non-zero is semprep's own verdict that the
-# daemon cannot start (2 bad configuration, 3 no semaphore headroom,
-# 4 the daemon is already running); semprep said why on stderr.
+# daemon cannot start (2 bad configuration, 3 no semaphore headroom); semprep
+# said why on stderr. semprep's 4 (the daemon is already running, so semprep
+# left everything alone) becomes 0: the init script knows what to do then.
 # It never fails the start for semprep's own faults: a missing binary, a
 # crash or a hang is a warning and exit 0, unless SEMPREP_STRICT is on.
 # It never blocks long: semprep keeps its own time budget (SEMPREP_TIMEOUT,
@@ -25,10 +26,10 @@ warn() { echo "semprep: hook: $*" >&2; }
 # Read the settings the way systemd's EnvironmentFile= does (later files win),
 # skipping a file the shell cannot parse instead of dying on it.
 for f in ${SEMPREP_CONFIG:-/etc/sysconfig/semprep /etc/default/semprep}; do
-	[ -f "$f" ] && [ -r "$f" ] || continue
+	if [ ! -f "$f" ] || [ ! -r "$f" ]; then continue; fi
+	# shellcheck disable=SC1090 # the path is the administrator's choice
 	if (. "$f") >/dev/null 2>&1; then
 		set -a
-		# shellcheck disable=SC1090 # the path is the administrator's choice
 		. "$f"
 		set +a
 	else
@@ -64,7 +65,8 @@ else
 fi
 rc=$?
 case $rc in
-0 | 1 | 2 | 3 | 4) exit "$rc" ;; # semprep's verdict (1 only under --strict)
+0 | 1 | 2 | 3) exit "$rc" ;; # semprep's verdict (1 only under --strict)
+4) exit 0 ;;
 124 | 137) fault "semprep did not finish within ${limit}s and was killed" ;;
 *) fault "semprep failed unexpectedly (exit status $rc)" ;;
 esac

@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# install.sh into staged roots (--root TMP): the exact file list and modes,
+# idempotence, --dry-run, --uninstall bringing the tree back (keeping an
+# edited config), the config placement rule, clear errors; and shellcheck
+# of install.sh and hooks/. Runs install.sh with dash, as /bin/sh would.
+# Nothing is installed on the host.
+set -uo pipefail
+
+src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+failed=0
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; failed=1; }
+SH=$(type -P dash || echo sh)
+
+tmp=$(mktemp -d /tmp/semprep-install.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+# A stand-in binary keeps this test independent of the build.
+bin=$tmp/semprep
+printf '#!/bin/sh\necho semprep stand-in\n' >"$bin" && chmod 755 "$bin"
+bin2=$tmp/semprep2
+printf '#!/bin/sh\necho semprep stand-in, newer\n' >"$bin2" && chmod 755 "$bin2"
+
+inst() { # $1 = root, rest = options; output in $tmp/log
+	"$SH" "$src/install.sh" --root "$@" >"$tmp/log" 2>&1
+}
+
+# Path, mode, owner, type, checksum and (with $2 set) mtime of everything.
+snap() { # $1 = root [, $2 = anything: include mtimes]
+	(cd "$1" && find . -mindepth 1 | sort | while read -r p; do
+		printf '%s %s %s %s\n' "$p" "$(stat -c '%a %U:%G %F' "$p")" \
+			"$(if [ -f "$p" ] && [ ! -L "$p" ]; then cksum <"$p" | cut -d' ' -f1; else readlink "$p"; fi)" \
+			"${2:+$(stat -c %y "$p")}"
+	done)
+}
+
+# --- 1. a fresh, empty root: exactly these files, with these modes ---
+R=$tmp/r1
+mkdir "$R"
+if inst "$R" --binary "$bin" --units all; then
+	(cd "$R" && find . -mindepth 1 -printf '%m %y %p\n' | sort -k3) >"$tmp/got"
+	cat >"$tmp/want" <<'EOF'
+755 d ./etc
+755 d ./etc/default
+644 f ./etc/default/semprep
+755 d ./etc/systemd
+755 d ./etc/systemd/system
+755 d ./etc/systemd/system/containerd.service.d
+644 f ./etc/systemd/system/containerd.service.d/10-semprep.conf
+755 d ./etc/systemd/system/docker.service.d
+644 f ./etc/systemd/system/docker.service.d/10-semprep.conf
+755 d ./etc/systemd/system/isulad.service.d
+644 f ./etc/systemd/system/isulad.service.d/10-semprep.conf
+755 d ./usr
+755 d ./usr/local
+755 d ./usr/local/libexec
+755 d ./usr/local/libexec/semprep
+755 f ./usr/local/libexec/semprep/semprep-containerd
+755 f ./usr/local/libexec/semprep/semprep-dockerd
+755 f ./usr/local/libexec/semprep/semprep-hook
+755 f ./usr/local/libexec/semprep/semprep-isulad
+755 d ./usr/local/sbin
+755 f ./usr/local/sbin/semprep
+755 d ./var
+755 d ./var/lib
+755 d ./var/lib/semprep
+644 f ./var/lib/semprep/install-manifest
+EOF
+	if diff -u "$tmp/want" "$tmp/got" >"$tmp/diff"; then
+		pass "install --root (empty) --units all: exact file list and modes"
+	else
+		fail "install --root file list: $(cat "$tmp/diff")"
+	fi
+	if cmp -s "$bin" "$R/usr/local/sbin/semprep" &&
+		cmp -s "$src/config/semprep.conf" "$R/etc/default/semprep" &&
+		cmp -s "$src/systemd/docker.service.d/10-semprep.conf" "$R/etc/systemd/system/docker.service.d/10-semprep.conf" &&
+		cmp -s "$src/hooks/semprep-hook.sh" "$R/usr/local/libexec/semprep/semprep-hook" &&
+		cmp -s "$src/hooks/semprep-exec.sh" "$R/usr/local/libexec/semprep/semprep-dockerd"; then
+		pass "installed files are the source files, unchanged for PREFIX=/usr/local"
+	else
+		fail "installed files differ from the sources"
+	fi
+else
+	fail "install --root (empty): $(cat "$tmp/log")"
+fi
+
+# --- 2. a second run changes nothing, not even an mtime ---
+snap "$R" mtime >"$tmp/before"
+if inst "$R" --binary "$bin" --units all && snap "$R" mtime >"$tmp/after" &&
+	diff -u "$tmp/before" "$tmp/after" >"$tmp/diff" && grep -q '^Nothing to do' "$tmp/log"; then
+	pass "second install run: tree unchanged (modes, contents, mtimes), says 'Nothing to do'"
+else
+	fail "second install run changed something: $(cat "$tmp/diff" "$tmp/log")"
+fi
+
+# --- 3. --dry-run changes nothing (install, update and uninstall) ---
+ok=true
+R3=$tmp/r3
+mkdir "$R3"
+inst "$R3" --binary "$bin" --dry-run || ok=false
+[ -z "$(ls -A "$R3")" ] || ok=false
+grep -q 'would installed /usr/local/sbin/semprep\|would install' "$tmp/log" || ok=false
+inst "$R" --binary "$bin2" --units all --dry-run || ok=false
+grep -q 'would updated /usr/local/sbin/semprep' "$tmp/log" || ok=false
+snap "$R" mtime >"$tmp/after"
+diff -q "$tmp/before" "$tmp/after" >/dev/null || ok=false
+inst "$R" --uninstall -n || ok=false
+grep -q 'would removed /usr/local/sbin/semprep' "$tmp/log" || ok=false
+snap "$R" mtime >"$tmp/after"
+diff -q "$tmp/before" "$tmp/after" >/dev/null || ok=false
+if $ok; then
+	pass "--dry-run: install, update and uninstall print their actions and change nothing"
+else
+	fail "--dry-run changed something or said nothing: $(cat "$tmp/log")"
+fi
+
+# --- 4. an update replaces the binary, keeps the mode, reports it ---
+if inst "$R" --binary "$bin2" --units all && cmp -s "$bin2" "$R/usr/local/sbin/semprep" &&
+	[ "$(stat -c %a "$R/usr/local/sbin/semprep")" = 755 ] &&
+	grep -q 'updated /usr/local/sbin/semprep' "$tmp/log" && ! grep -q 'updated /etc' "$tmp/log"; then
+	pass "new binary: only /usr/local/sbin/semprep updated, mode 755"
+else
+	fail "update: $(cat "$tmp/log")"
+fi
+
+# --- 5. uninstall brings a lived-in root back exactly; an edited config stays ---
+D=$tmp/distro
+mkdir -p "$D/etc/default" "$D/etc/systemd/system/docker.service.d" "$D/usr/local/sbin" "$D/var/lib/dpkg"
+echo 'DOCKER_OPTS=""' >"$D/etc/default/docker"
+echo '[Service]' >"$D/etc/systemd/system/docker.service.d/override.conf"
+printf '#!/bin/sh\n' >"$D/usr/local/sbin/other-tool" && chmod 700 "$D/usr/local/sbin/other-tool"
+snap "$D" >"$tmp/pristine"
+if inst "$D" --binary "$bin" --units docker,containerd && inst "$D" --uninstall &&
+	snap "$D" >"$tmp/back" && diff -u "$tmp/pristine" "$tmp/back" >"$tmp/diff"; then
+	pass "install then --uninstall: the tree is exactly as before (modes, owners, contents)"
+else
+	fail "uninstall did not restore the tree: $(cat "$tmp/diff" "$tmp/log")"
+fi
+if inst "$D" --binary "$bin" --units docker && echo 'SEMPREP_MIN_AGE=10m' >>"$D/etc/default/semprep" &&
+	inst "$D" --uninstall && grep -q 'kept /etc/default/semprep' "$tmp/log" &&
+	grep -qx 'SEMPREP_MIN_AGE=10m' "$D/etc/default/semprep" && rm "$D/etc/default/semprep" &&
+	snap "$D" >"$tmp/back" && diff -u "$tmp/pristine" "$tmp/back" >"$tmp/diff"; then
+	pass "--uninstall keeps an edited config and removes everything else"
+else
+	fail "edited config: $(cat "$tmp/diff" "$tmp/log")"
+fi
+# A second uninstall has nothing to work from, and says so.
+if ! inst "$D" --uninstall && grep -q 'nothing here was installed by install.sh' "$tmp/log"; then
+	pass "--uninstall without a manifest: clear error"
+else
+	fail "--uninstall without a manifest: $(cat "$tmp/log")"
+fi
+
+# --- 6. config placement and never overwriting ---
+E=$tmp/rhel
+mkdir -p "$E/etc/sysconfig"
+if inst "$E" --binary "$bin" && [ -f "$E/etc/sysconfig/semprep" ] && [ ! -e "$E/etc/default" ]; then
+	pass "with /etc/sysconfig present the config goes to /etc/sysconfig/semprep"
+else
+	fail "RHEL-like root: $(cd "$E" && find . | tr '\n' ' ')"
+fi
+F=$tmp/own
+mkdir -p "$F/etc/default"
+echo 'SEMPREP_POLICY=report' >"$F/etc/default/semprep"
+if inst "$F" --binary "$bin" && grep -qx 'SEMPREP_POLICY=report' "$F/etc/default/semprep" &&
+	[ "$(wc -l <"$F/etc/default/semprep")" = 1 ] && inst "$F" --uninstall &&
+	grep -qx 'SEMPREP_POLICY=report' "$F/etc/default/semprep"; then
+	pass "an existing config is never overwritten, nor removed by --uninstall"
+else
+	fail "existing config: $(cat "$tmp/log")"
+fi
+
+# --- 7. PREFIX ---
+P=$tmp/prefix
+mkdir "$P"
+if PREFIX=/opt/semprep inst "$P" --binary "$bin" && [ -x "$P/opt/semprep/sbin/semprep" ] &&
+	grep -qxF 'ExecStartPre=/opt/semprep/sbin/semprep run --daemon docker' "$P/etc/systemd/system/docker.service.d/10-semprep.conf" &&
+	grep -qxF "SEMPREP_BIN=\${SEMPREP_BIN:-/opt/semprep/sbin/semprep}" "$P/opt/semprep/libexec/semprep/semprep-dockerd" &&
+	! grep -rqE '/usr/local/(sbin|libexec)/semprep' "$P/etc/systemd" "$P/opt"; then
+	pass "PREFIX=/opt/semprep: files under /opt/semprep, paths inside rewritten"
+else
+	fail "PREFIX: $(cat "$tmp/log")"
+fi
+
+# --- 8. clear errors, nothing touched ---
+G=$tmp/errors
+mkdir "$G"
+check_err() { # $1 = expected rc, $2 = expected message part, $3 = what, rest = args
+	local want_rc=$1 msg=$2 what=$3 rc
+	shift 3
+	"$@" >"$tmp/log" 2>&1
+	rc=$?
+	if [ "$rc" = "$want_rc" ] && grep -q "$msg" "$tmp/log" && [ -z "$(ls -A "$G")" ]; then
+		pass "error: $what: exit $rc, '$msg'"
+	else
+		fail "error: $what: exit $rc (want $want_rc): $(cat "$tmp/log")"
+	fi
+}
+check_err 2 "unknown unit 'podman'" "unknown unit" "$SH" "$src/install.sh" --root "$G" --binary "$bin" --units docker,podman
+check_err 2 "must be an absolute path" "relative PREFIX" env PREFIX=opt "$SH" "$src/install.sh" --root "$G" --binary "$bin"
+check_err 2 "unknown option" "unknown option" "$SH" "$src/install.sh" --root "$G" --frobnicate
+check_err 2 "is not an executable file" "--binary missing" "$SH" "$src/install.sh" --root "$G" --binary "$tmp/nope"
+check_err 1 "no cargo on PATH and no --binary" "no cargo, no --binary" \
+	env PATH=/usr/sbin:/usr/bin:/sbin:/bin "$SH" "$src/install.sh" --root "$G"
+if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
+	check_err 1 "needs root" "not root for /" \
+		setpriv --reuid=65534 --regid=65534 --clear-groups "$SH" "$src/install.sh" --binary "$bin"
+else
+	echo "SKIP: error: not root for /: needs root and setpriv to drop privileges"
+fi
+H=$tmp/foreign
+mkdir -p "$H/usr/local/sbin"
+echo 'not ours' >"$H/usr/local/sbin/semprep"
+if ! inst "$H" --binary "$bin" && grep -q 'was not installed by install.sh' "$tmp/log" &&
+	grep -qx 'not ours' "$H/usr/local/sbin/semprep" && [ ! -e "$H/etc" ]; then
+	pass "error: a file install.sh did not install is not overwritten without --force"
+else
+	fail "foreign file: $(cat "$tmp/log")"
+fi
+
+# --- 9. no daemon-reload for a staged root ---
+mkdir -p "$tmp/fakebin"
+printf '#!/bin/sh\necho "$@" >>%s/systemctl.calls\n' "$tmp" >"$tmp/fakebin/systemctl"
+chmod 755 "$tmp/fakebin/systemctl"
+K=$tmp/noreload
+mkdir "$K"
+if PATH=$tmp/fakebin:$PATH inst "$K" --binary "$bin" && PATH=$tmp/fakebin:$PATH inst "$K" --uninstall &&
+	[ ! -e "$tmp/systemctl.calls" ]; then
+	pass "--root: systemctl daemon-reload is never run"
+else
+	fail "--root ran systemctl: $(cat "$tmp/systemctl.calls" 2>/dev/null)"
+fi
+
+# --- 10. shellcheck (install.sh, hooks, and the init snippets as sh) ---
+if command -v shellcheck >/dev/null; then
+	if shellcheck -s sh "$src/install.sh" "$src"/hooks/*.sh >"$tmp/sc" 2>&1 &&
+		shellcheck -s sh -e SC2034 "$src"/hooks/openrc/* "$src"/hooks/sysvinit/* >>"$tmp/sc" 2>&1; then
+		pass "shellcheck: install.sh, hooks/*.sh and the init snippets are clean"
+	else
+		fail "shellcheck: $(cat "$tmp/sc")"
+	fi
+else
+	echo "SKIP: shellcheck: not installed (apt-get install shellcheck)"
+fi
+if "$SH" -n "$src/install.sh" && "$SH" -n "$src/hooks/semprep-hook.sh" && "$SH" -n "$src/hooks/semprep-exec.sh"; then
+	pass "$SH -n: install.sh and hooks parse"
+else
+	fail "$SH -n rejected a script"
+fi
+
+exit $failed

@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# systemd, for real (DESIGN.md §5): Debian bookworm with its docker.io, booted
+# with systemd as PID 1 in systemd-nspawn; semprep installed by
+# `install.sh --root`; `systemctl start docker` with SEMMNI full of residual
+# udev cookies in the container's IPC namespace. A probe ExecStartPre= after
+# semprep's needs one semaphore set, as devicemapper would.
+#
+#   1. with semprep: docker active, cookies gone, ExecStartPre lists semprep,
+#      semprep's lines in the journal at info priority;
+#   2. control, same state without semprep's drop-in: the start fails at the
+#      probe (semget: No space left on device);
+#   3. control, SEMMNI full of foreign sets, SEMPREP_POLICY=clean: the start
+#      fails with semprep's exit 3 and its explanation in `systemctl status`.
+#
+# The debootstrap root is built once and cached in $SEMPREP_E2E_ROOT
+# (default /var/tmp/semprep-e2e-root; about a minute and 0.6 GB); each run
+# boots an overlayfs copy of it, so the cache stays pristine. Needs root and
+# the packages systemd-container and debootstrap. Cleans up after itself:
+# the machine, the overlay, nspawn's cgroups and /run/systemd/nspawn.
+set -uo pipefail
+
+src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+CACHE=${SEMPREP_E2E_ROOT:-/var/tmp/semprep-e2e-root}
+INCLUDE=systemd,systemd-sysv,dbus,procps,docker.io
+MACHINE=semprep-e2e-$$
+failed=0
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; failed=1; }
+note() { echo "   $*" >&2; }
+
+for b in "${SEMPREP_BIN:-}" "${SEMFIXTURE_BIN:-}"; do
+	if [ -z "$b" ] || [ ! -x "$b" ]; then
+		echo "SKIP: systemd e2e: SEMPREP_BIN and SEMFIXTURE_BIN must name built binaries"
+		exit 0
+	fi
+done
+if [ "$(id -u)" != 0 ]; then
+	echo "SKIP: systemd e2e: needs root (debootstrap, systemd-nspawn, nsenter)"
+	exit 0
+fi
+for tool in debootstrap systemd-nspawn nsenter; do
+	if ! command -v "$tool" >/dev/null; then
+		echo "SKIP: systemd e2e: $tool is not installed (apt-get install --no-install-recommends systemd-container debootstrap)"
+		exit 0
+	fi
+done
+
+T=$(mktemp -d /tmp/semprep-e2e.XXXXXX)
+M=$T/merged
+NSPAWN=
+LEADER=
+
+# shellcheck disable=SC2317 # called from the EXIT trap
+cgroup_cleanup() { # what nspawn leaves when the host has no systemd
+	local h base cg
+	for h in systemd unified; do
+		[ -d "/sys/fs/cgroup/$h" ] || continue
+		if [ "$h" = unified ]; then
+			cg=$(awk -F: '$1 == "0" { print $3 }' /proc/self/cgroup)
+		else
+			cg=$(awk -F: '$2 == "name=systemd" { print $3 }' /proc/self/cgroup)
+		fi
+		base=/sys/fs/cgroup/$h${cg%/}
+		for d in "$base/payload" "$base/supervisor"; do
+			[ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null
+		done
+	done
+	rm -rf "/run/systemd/nspawn/propagate/$MACHINE"
+	rmdir /run/systemd/nspawn/propagate /run/systemd/nspawn/locks /run/systemd/nspawn 2>/dev/null
+}
+
+# shellcheck disable=SC2317 # the EXIT trap
+cleanup() {
+	if [ -n "$NSPAWN" ] && kill -0 "$NSPAWN" 2>/dev/null; then
+		[ -n "$LEADER" ] && nsenter -t "$LEADER" -a systemctl poweroff >/dev/null 2>&1
+		for _ in $(seq 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.2; done
+		kill "$NSPAWN" 2>/dev/null
+		wait "$NSPAWN" 2>/dev/null
+	fi
+	mountpoint -q "$M" && umount "$M"
+	cgroup_cleanup
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+# --- the cached root: built once, reused while complete ---
+stamp="$CACHE/.semprep-e2e-complete"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "bookworm $INCLUDE" ]; then
+	note "building $CACHE with debootstrap (about a minute)"
+	rm -rf "$CACHE" "$CACHE.tmp"
+	if debootstrap --variant=minbase --include="$INCLUDE" bookworm "$CACHE.tmp" >"$T/debootstrap.log" 2>&1; then
+		echo "bookworm $INCLUDE" >"$CACHE.tmp/.semprep-e2e-complete"
+		mv "$CACHE.tmp" "$CACHE"
+	else
+		fail "debootstrap bookworm: $(tail -n 5 "$T/debootstrap.log" | tr '\n' ' ')"
+		rm -rf "$CACHE.tmp"
+		exit 1
+	fi
+fi
+
+# --- this run's root: an overlay on the cache ---
+mkdir -p "$T/upper" "$T/work" "$M"
+if ! mount -t overlay overlay -o "lowerdir=$CACHE,upperdir=$T/upper,workdir=$T/work" "$M"; then
+	fail "mount overlayfs on $CACHE"
+	exit 1
+fi
+# dockerd only starts in the container with these (DESIGN.md §5).
+echo 'DOCKER_OPTS="--iptables=false --ip6tables=false --ip-forward=false --bridge=none"' >"$M/etc/default/docker"
+# Boot with docker stopped: the test starts it.
+rm -f "$M/etc/systemd/system/multi-user.target.wants/docker.service" \
+	"$M/etc/systemd/system/sockets.target.wants/docker.socket"
+if ! sh "$src/install.sh" --root "$M" --binary "$SEMPREP_BIN" --units docker >"$T/install.log" 2>&1; then
+	fail "install.sh --root: $(cat "$T/install.log")"
+	exit 1
+fi
+CONF=$M/etc/default/semprep # a Debian root: install.sh picks /etc/default
+if [ -f "$CONF" ] && grep -q '^#SEMPREP_MIN_AGE=5m' "$CONF"; then
+	pass "install.sh --root put the example config at /etc/default/semprep (Debian root)"
+else
+	fail "no example config at /etc/default/semprep"
+fi
+# Fresh cookies count as residual here.
+echo 'SEMPREP_MIN_AGE=0' >>"$CONF"
+# The probe: after semprep's drop-in (10-), it needs one set, as libdm would.
+install -m 755 "$SEMFIXTURE_BIN" "$M/usr/local/bin/semfixture"
+cat >"$M/etc/systemd/system/docker.service.d/20-probe.conf" <<'EOF'
+[Service]
+# semprep's e2e test: needs one SysV semaphore set, as devicemapper would.
+ExecStartPre=/usr/local/bin/semfixture probe
+EOF
+
+# --- boot ---
+systemd-nspawn -D "$M" -M "$MACHINE" --boot --register=no --keep-unit --console=passive \
+	>"$T/nspawn.log" 2>&1 &
+NSPAWN=$!
+for _ in $(seq 100); do
+	LEADER=$(ps --ppid "$NSPAWN" -o pid= -o comm= 2>/dev/null | awk '$2 == "systemd" { print $1 }')
+	[ -n "$LEADER" ] && break
+	sleep 0.1
+done
+if [ -z "$LEADER" ]; then
+	fail "systemd-nspawn --boot: no systemd leader: $(tail -n 5 "$T/nspawn.log")"
+	exit 1
+fi
+in_c() { nsenter -t "$LEADER" -a "$@"; }         # inside the container
+in_ipc() { nsenter -t "$LEADER" --ipc "$@"; }    # host tools, container's IPC namespace
+state=
+for _ in $(seq 150); do
+	state=$(in_c systemctl is-system-running 2>/dev/null)
+	case "$state" in running | degraded) break ;; esac
+	sleep 0.2
+done
+case "$state" in
+running | degraded) pass "systemd booted as PID 1 in the container ($state)" ;;
+*)
+	fail "container did not boot: $state: $(tail -n 5 "$T/nspawn.log")"
+	exit 1
+	;;
+esac
+if [ "$(readlink "/proc/$LEADER/ns/ipc")" = "$(readlink /proc/self/ns/ipc)" ]; then
+	fail "the container shares the host's IPC namespace: refusing to touch semaphores"
+	exit 1
+fi
+
+# fill SEMMNI POLICY COOKIES FOREIGN: reset the container's semaphores.
+fill() {
+	in_ipc ipcrm --all=sem >/dev/null 2>&1
+	in_ipc sh -c "echo '32000 1024000000 500 $1' >/proc/sys/kernel/sem" &&
+		in_ipc "$SEMFIXTURE_BIN" cookie --count "$2" >/dev/null &&
+		in_ipc "$SEMFIXTURE_BIN" foreign --count "$3" >/dev/null
+}
+sets() { in_ipc "$SEMFIXTURE_BIN" count; }
+semmni() { in_ipc cut -f4 /proc/sys/kernel/sem; }
+reset_docker() {
+	in_c systemctl stop docker.service docker.socket >/dev/null 2>&1
+	in_c systemctl reset-failed docker.service docker.socket >/dev/null 2>&1
+}
+# journal [PRIOS]: docker.service's journal of this boot; with PRIOS (a
+# bracket range such as 0-4), only semprep's lines at those priorities, as
+# JSON. Each scenario looks for lines only it can produce, or compares
+# counts: narrower filters (--after-cursor, _SYSTEMD_INVOCATION_ID=) missed
+# lines on a freshly built root. Stream lines reach journald asynchronously:
+# callers poll with until_ok.
+journal() {
+	if [ $# = 0 ]; then
+		in_c journalctl -b -u docker.service -o cat --no-pager 2>/dev/null
+		return
+	fi
+	in_c journalctl -b -u docker.service -o json --output-fields=PRIORITY,SYSLOG_IDENTIFIER,MESSAGE \
+		--no-pager 2>/dev/null | grep -F '"SYSLOG_IDENTIFIER":"semprep"' | grep -E "\"PRIORITY\":\"[$1]\""
+}
+norestart() { # one failing start, no restart loop: the last invocation is the failed start
+	printf '[Service]\n# semprep e2e: one failing start, no restart loop.\nRestart=no\n' \
+		>"$M/etc/systemd/system/docker.service.d/30-norestart.conf"
+}
+until_ok() { # CMD...: retry for up to 10 s
+	local _
+	for _ in $(seq 50); do "$@" && return 0; sleep 0.2; done
+	return 1
+}
+# shellcheck disable=SC2317 # called through until_ok
+has() { # PATTERN [PRIOS]: a line of journal [PRIOS] matches
+	local pat=$1
+	shift
+	journal "$@" | grep -- "$pat" >/dev/null # reads all: no SIGPIPE under pipefail
+}
+
+# --- 1. with semprep: SEMMNI 48, all in use by residual cookies ---
+fill 48 48 0 || fail "fill the container's IPC namespace"
+before=$(sets)
+if in_c systemctl start docker >"$T/start.log" 2>&1 && [ "$(in_c systemctl is-active docker)" = active ]; then
+	pass "systemctl start docker with SEMMNI 48 full of residual cookies ($before sets): docker is active"
+else
+	fail "systemctl start docker: $(cat "$T/start.log"); $(in_c systemctl status docker --no-pager -n 20 2>&1)"
+fi
+after=$(sets)
+if [ "$before" = 48 ] && [ "$after" = 0 ] && [ "$(semmni)" = 48 ]; then
+	pass "the 48 cookies are gone (sets in use 48 -> 0) and SEMMNI stays 48: cleaned, not raised"
+else
+	fail "sets in use $before -> $after, SEMMNI $(semmni)"
+fi
+show=$(in_c systemctl show docker -p ExecStartPre)
+if [[ "$show" == *"path=/usr/local/sbin/semprep ; argv[]=/usr/local/sbin/semprep run --daemon docker ;"*"status=0 }"* ]] &&
+	[[ "$show" == *"argv[]=/usr/local/bin/semfixture probe ;"* ]]; then
+	pass "systemctl show docker -p ExecStartPre lists semprep run --daemon docker (status 0), then the probe"
+else
+	fail "ExecStartPre: $show"
+fi
+cat=$(in_c systemctl cat docker 2>/dev/null)
+if grep -qxF '# /etc/systemd/system/docker.service.d/10-semprep.conf' <<<"$cat" &&
+	grep -qxF 'ExecStartPre=/usr/local/sbin/semprep run --daemon docker' <<<"$cat"; then
+	pass "systemctl cat docker shows /etc/systemd/system/docker.service.d/10-semprep.conf"
+else
+	fail "systemctl cat docker does not show the drop-in"
+fi
+until_ok has 'semprep: removed 48 residual' 6
+info=$(journal 6)
+all=$(journal 0-7)
+if [[ "$info" == *"semprep: removed 48 residual"* ]] && ! grep -q '"MESSAGE":"<[0-7]>' <<<"$all"; then
+	pass "journal: semprep's 'removed 48 residual ...' at priority 6 (info), the <N> prefix parsed"
+else
+	fail "journal, semprep at info: '$info'; all semprep lines: '$all'; docker.service: $(journal | tail -n 8); semprep anywhere: $(in_c journalctl -o verbose --no-pager SYSLOG_IDENTIFIER=semprep | grep -E 'PRIORITY|MESSAGE|_SYSTEMD_UNIT|UNIT' | head)"
+fi
+warn=$(journal 0-4)
+if [ -z "$warn" ]; then
+	pass "journal: no semprep warning or error when it fixed everything"
+else
+	fail "journal: semprep warned: $warn"
+fi
+
+# --- 2. control: the same state without semprep fails at the probe ---
+reset_docker
+mv "$M/etc/systemd/system/docker.service.d/10-semprep.conf" "$T/10-semprep.conf"
+# docker.service restarts a failed start (Restart=on-failure), and after
+# StartLimitBurst=3 the last invocation is "Start request repeated too
+# quickly", which ran nothing and logged nothing. Restart=no keeps the
+# failed start the last invocation (what `systemctl status` shows) and keeps
+# the state still; the README points users at `journalctl -u docker` for the
+# restart case.
+norestart
+in_c systemctl daemon-reload
+fill 48 48 0
+semprep_lines=$(journal 0-7 | wc -l)
+if ! in_c systemctl start docker >"$T/start.log" 2>&1 && [ "$(in_c systemctl is-active docker)" != active ] &&
+	until_ok has 'semget: No space left on device' && [ "$(sets)" = 48 ] &&
+	[ "$(journal 0-7 | wc -l)" = "$semprep_lines" ]; then
+	pass "control: without semprep the same start fails at the probe (semget: No space left on device)"
+else
+	fail "control without semprep: $(cat "$T/start.log"); active=$(in_c systemctl is-active docker); sets $(sets); semprep lines $semprep_lines -> $(journal 0-7 | wc -l); journal: $(journal | tail -n 5)"
+fi
+
+# --- 3. control: foreign sets, policy clean: semprep's exit 3 fails the start ---
+reset_docker
+mv "$T/10-semprep.conf" "$M/etc/systemd/system/docker.service.d/10-semprep.conf"
+echo 'SEMPREP_POLICY=clean' >>"$CONF"
+in_c systemctl daemon-reload
+fill 48 0 48
+if in_c systemctl start docker >"$T/start.log" 2>&1; then
+	fail "foreign sets + SEMPREP_POLICY=clean: docker started"
+else
+	show=$(in_c systemctl show docker -p ExecStartPre)
+	until_ok has 'headroom still short' 3
+	# shellcheck disable=SC2317 # called through until_ok
+	status_has_reason() {
+		in_c systemctl status docker --no-pager -l -n 20 >"$T/status" 2>&1
+		grep -q 'semprep.*SEMMNI' "$T/status"
+	}
+	until_ok status_has_reason
+	err=$(journal 3)
+	if [[ "$show" == *"semprep run --daemon docker ;"*"status=3 }"* ]] && [[ "$show" == *"semfixture probe ;"*"pid=0 ;"* ]] &&
+		grep -q 'SEMMNI' "$T/status" && grep -q '/proc/sys/kernel/sem' "$T/status" &&
+		[[ "$err" == *"headroom still short"* ]] && [ "$(sets)" = 48 ]; then
+		pass "control: SEMMNI full of foreign sets, SEMPREP_POLICY=clean: start fails with semprep's exit 3, the probe never runs, foreign sets untouched"
+		pass "systemctl status docker shows semprep's explanation (SEMMNI, /proc/sys/kernel/sem) at priority 3 (error)"
+	else
+		fail "policy clean control: ExecStartPre=$show; status: $(cat "$T/status"); error lines: $err; sets $(sets)"
+	fi
+fi
+reset_docker
+
+# --- power off ---
+in_c systemctl poweroff >/dev/null 2>&1
+for _ in $(seq 100); do kill -0 "$NSPAWN" 2>/dev/null || break; sleep 0.2; done
+if ! kill -0 "$NSPAWN" 2>/dev/null; then
+	wait "$NSPAWN" 2>/dev/null
+	NSPAWN=
+	pass "the container powered off"
+else
+	fail "the container did not power off within 20 s"
+fi
+
+exit $failed
