@@ -117,8 +117,13 @@ pub fn acquire(path: &Path, wait: Duration) -> Result<LockGuard, LockError> {
         }
     }
     // Informational only (the flock is the lock): lets a waiter name us.
-    let _ = file.set_len(0);
-    let _ = (&file).write_all(format!("{}\n", std::process::id()).as_bytes());
+    // Fixed width, so no ftruncate (a journal commit on disk filesystems)
+    // is needed when the file already has this length.
+    let content = format!("{:<10}\n", std::process::id());
+    if file.metadata().map(|m| m.len()).ok() != Some(content.len() as u64) {
+        let _ = file.set_len(0);
+    }
+    let _ = (&file).write_all(content.as_bytes());
     Ok(LockGuard {
         file,
         path: path.to_owned(),
