@@ -389,3 +389,88 @@ fn status_summary_line() {
         "semaphore sets 128/128 (100%): 120 dm cookies (117 residual, 3 busy); semaphores 128/32000"
     );
 }
+
+/// The same re-check at a scale where the snapshot and the removals run on
+/// several threads: every changed set is skipped wherever it falls, every
+/// other cookie is removed exactly once, look-alikes survive.
+#[test]
+fn parallel_read_and_removal_keep_every_guarantee() {
+    use semprep::{apply, plan, snapshot};
+    let sb = Sandbox::new();
+    let ids = fixture(&["cookie", "--count", "12000"]);
+    let lookalikes = fixture(&["lookalike", "nsems2", "--count", "50"]);
+    let busy = ids[11_000];
+    let _early_waiter = Proc::fixture(&["waiter", &busy.to_string()], false);
+    wait_until("the waiter to block", || {
+        sysv::get_zcnt(busy).ok() == Some(1)
+    });
+
+    let snap = snapshot::read(snapshot::ReadOptions::default()).unwrap();
+    assert_eq!(
+        snap.sets.len(),
+        12_050,
+        "the parallel snapshot lost or doubled sets"
+    );
+    let params = plan::Params {
+        policy: plan::Policy::Clean,
+        min_age: 0,
+        reserve: 0,
+        max_semmni: None,
+        semmni: None,
+    };
+    let now = || {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        t.unwrap().as_secs() as i64
+    };
+    let p = plan::plan(&snap, &params, now()).unwrap();
+    assert_eq!(p.remove.len(), 11_999);
+    assert!(!p.remove.contains(&busy));
+
+    // Changes between plan and apply, in both halves of the work.
+    let (gone, waited, used) = ([10, 9_000], [20, 9_500], [30, 11_500]);
+    for i in gone {
+        sysv::remove(ids[i]).unwrap();
+    }
+    let _waiters: Vec<Proc> = waited
+        .iter()
+        .map(|&i| Proc::fixture(&["waiter", &ids[i].to_string()], false))
+        .collect();
+    for i in waited {
+        wait_until("the waiters to block", || {
+            sysv::get_zcnt(ids[i]).ok() == Some(1)
+        });
+    }
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // otime has 1 s resolution
+    for i in used {
+        sysv::semop(ids[i], 1, 0).unwrap();
+    }
+
+    let ctx = apply::Context {
+        min_age: 0,
+        now: &now,
+        deadline: None,
+        sem_path: std::path::Path::new("/proc/sys/kernel/sem"),
+        persist: None,
+    };
+    let done = apply::apply(&snap, &p, &ctx).unwrap();
+    let mut skipped: Vec<i32> = done.skipped.iter().map(|s| s.semid).collect();
+    skipped.sort();
+    let mut want: Vec<i32> = [gone, waited, used]
+        .concat()
+        .iter()
+        .map(|&i| ids[i])
+        .collect();
+    want.sort();
+    assert_eq!(skipped, want);
+    assert_eq!(done.removed.len(), 11_999 - 6);
+    let mut removed = done.removed.clone();
+    removed.sort();
+    removed.dedup();
+    assert_eq!(removed.len(), done.removed.len(), "a set was removed twice");
+    let mut left: Vec<i32> = [waited, used].concat().iter().map(|&i| ids[i]).collect();
+    left.push(busy);
+    left.extend(&lookalikes);
+    left.sort();
+    assert_eq!(semids(), left);
+    drop(sb);
+}
