@@ -178,8 +178,8 @@ fn status(a: &cli::StatusArgs) -> Result<Code, Error> {
     let p = params(Policy::Report, a.classify.min_age, a.reserve.reserve);
     let plan = plan::plan(&snap, &p, now()).map_err(Error::usage)?;
     if a.output.json {
-        let doc = report::json_doc("status", &snap, &plan, &p, None, Code::Ready);
-        report::emit_json(&doc);
+        let doc = crate::json::json_doc("status", &snap, &plan, &p, None, Code::Ready);
+        crate::json::emit_json(&doc);
     } else {
         report::emit(&report::status_text(&snap, &plan));
     }
@@ -289,8 +289,8 @@ fn change(job: &Job, budget: &Budget) -> Result<(Code, Option<LockGuard>), Error
 
 fn output(job: &Job, snap: &Snapshot, plan: &Plan, applied: Option<&Applied>, code: Code) {
     if job.json {
-        let doc = report::json_doc(job.name, snap, plan, &job.params, applied, code);
-        report::emit_json(&doc);
+        let doc = crate::json::json_doc(job.name, snap, plan, &job.params, applied, code);
+        crate::json::emit_json(&doc);
     } else if job.dry_run {
         report::emit(&report::plan_text(snap, plan));
     } else if job.params.policy == Policy::Report {

@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use semprep::sysv;
+use semprep::{apply, plan, snapshot, sysv};
 
 #[test]
 fn removes_every_residual_cookie_state() {
@@ -273,26 +273,41 @@ fn non_root_may_look_but_not_change() {
     );
 }
 
-/// Between plan and apply: the set vanishes and its slot is reused, a waiter
-/// arrives, or someone operates on it. Each is skipped, never an error.
-#[test]
-fn apply_rechecks_each_set_by_semid() {
-    use semprep::{apply, plan, snapshot};
-    let sb = Sandbox::new();
-    let ids = fixture(&["cookie", "--count", "3"]);
-    let snap = snapshot::read(snapshot::ReadOptions::default()).unwrap();
-    let params = plan::Params {
+fn unix_now() -> i64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    t.unwrap().as_secs() as i64
+}
+
+/// `clean --min-age 0 --reserve 0`, for the library-level tests that step
+/// between plan and apply.
+fn clean_now() -> plan::Params {
+    plan::Params {
         policy: plan::Policy::Clean,
         min_age: 0,
         reserve: 0,
         max_semmni: None,
         semmni: None,
-    };
-    let now = || {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        t.unwrap().as_secs() as i64
-    };
-    let p = plan::plan(&snap, &params, now()).unwrap();
+    }
+}
+
+fn apply_ctx() -> apply::Context<'static> {
+    apply::Context {
+        min_age: 0,
+        now: &unix_now,
+        deadline: None,
+        sem_path: std::path::Path::new("/proc/sys/kernel/sem"),
+        persist: None,
+    }
+}
+
+/// Between plan and apply: the set vanishes and its slot is reused, a waiter
+/// arrives, or someone operates on it. Each is skipped, never an error.
+#[test]
+fn apply_rechecks_each_set_by_semid() {
+    let sb = Sandbox::new();
+    let ids = fixture(&["cookie", "--count", "3"]);
+    let snap = snapshot::read(snapshot::ReadOptions::default()).unwrap();
+    let p = plan::plan(&snap, &clean_now(), unix_now()).unwrap();
     assert_eq!(p.remove, ids);
 
     // ids[0]: removed, and a newcomer takes its slot: same index, next
@@ -310,14 +325,7 @@ fn apply_rechecks_each_set_by_semid() {
     std::thread::sleep(std::time::Duration::from_millis(1100)); // otime has 1 s resolution
     sysv::semop(ids[2], 1, 0).unwrap();
 
-    let ctx = apply::Context {
-        min_age: 0,
-        now: &now,
-        deadline: None,
-        sem_path: std::path::Path::new("/proc/sys/kernel/sem"),
-        persist: None,
-    };
-    let done = apply::apply(&snap, &p, &ctx).unwrap();
+    let done = apply::apply(&snap, &p, &apply_ctx()).unwrap();
     assert_eq!(done.removed, Vec::<i32>::new());
     let why: Vec<(i32, &str)> = done
         .skipped
@@ -395,7 +403,6 @@ fn status_summary_line() {
 /// other cookie is removed exactly once, look-alikes survive.
 #[test]
 fn parallel_read_and_removal_keep_every_guarantee() {
-    use semprep::{apply, plan, snapshot};
     let sb = Sandbox::new();
     let ids = fixture(&["cookie", "--count", "12000"]);
     let lookalikes = fixture(&["lookalike", "nsems2", "--count", "50"]);
@@ -411,18 +418,7 @@ fn parallel_read_and_removal_keep_every_guarantee() {
         12_050,
         "the parallel snapshot lost or doubled sets"
     );
-    let params = plan::Params {
-        policy: plan::Policy::Clean,
-        min_age: 0,
-        reserve: 0,
-        max_semmni: None,
-        semmni: None,
-    };
-    let now = || {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-        t.unwrap().as_secs() as i64
-    };
-    let p = plan::plan(&snap, &params, now()).unwrap();
+    let p = plan::plan(&snap, &clean_now(), unix_now()).unwrap();
     assert_eq!(p.remove.len(), 11_999);
     assert!(!p.remove.contains(&busy));
 
@@ -445,14 +441,7 @@ fn parallel_read_and_removal_keep_every_guarantee() {
         sysv::semop(ids[i], 1, 0).unwrap();
     }
 
-    let ctx = apply::Context {
-        min_age: 0,
-        now: &now,
-        deadline: None,
-        sem_path: std::path::Path::new("/proc/sys/kernel/sem"),
-        persist: None,
-    };
-    let done = apply::apply(&snap, &p, &ctx).unwrap();
+    let done = apply::apply(&snap, &p, &apply_ctx()).unwrap();
     let mut skipped: Vec<i32> = done.skipped.iter().map(|s| s.semid).collect();
     skipped.sort();
     let mut want: Vec<i32> = [gone, waited, used]
