@@ -28,7 +28,8 @@ operation leaves a semaphore set keyed 0x0d4dXXXX behind. Once the sets in use r
 (the 4th field of /proc/sys/kernel/sem), the daemon fails with \"devicemapper: Can't set \
 cookie\". semprep removes the cookies that are provably dead, never anything else, and raises \
 SEMMNI when headroom is still short.",
-    after_help = AFTER_HELP
+    after_help = AFTER_HELP,
+    override_usage = "semprep [COMMAND] [OPTIONS]\n       semprep exec [OPTIONS] -- PROGRAM [ARGS]..."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -126,10 +127,10 @@ pub struct Raising {
 
 #[derive(Args, Debug, Clone)]
 pub struct Hook {
-    /// auto: clean, then raise if short · clean · raise · report: change nothing
+    /// What semprep may change
     #[arg(long, env = "SEMPREP_POLICY", value_enum, default_value_t = Policy::Auto)]
     pub policy: Policy,
-    /// Exit 1 on semprep's own failures instead of letting the daemon start
+    /// Fail on semprep's own faults (1) and a busy lock (4) instead of letting the daemon start
     #[arg(long, env = "SEMPREP_STRICT", value_parser = BoolishValueParser::new())]
     pub strict: bool,
 }
