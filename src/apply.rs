@@ -215,7 +215,7 @@ fn raise(path: &Path, target: &Limits) -> Result<Limits, String> {
             path.display()
         )
     })?;
-    let read_back = limits::read(path)?;
+    let read_back = limits::read(path).map_err(|e| e.to_string())?;
     if read_back != *target {
         return Err(format!(
             "the kernel kept {} = \"{read_back}\" after semprep wrote \"{target}\"",

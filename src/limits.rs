@@ -3,6 +3,7 @@
 //! Parsers take `&str` so they are tested without the kernel; the thin
 //! wrappers at the bottom add the path.
 
+use crate::error::Error;
 use serde::Serialize;
 use std::fmt;
 use std::path::Path;
@@ -82,10 +83,13 @@ pub fn kernel_max_semmni(cmdline: &str) -> u32 {
     }
 }
 
-pub fn read(path: &Path) -> Result<Limits, String> {
+/// Reads and parses the file. Content the kernel should never produce is
+/// bad input (exit 2: nothing is changed on a host whose limits semprep
+/// cannot understand); an unreadable file is semprep's own failure.
+pub fn read(path: &Path) -> Result<Limits, Error> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        .map_err(|e| Error::failure(format!("cannot read {}: {e}", path.display())))?;
+    parse(&text).map_err(|e| Error::usage(format!("malformed {}: {e}", path.display())))
 }
 
 /// Writes all four fields in one `write`, so the kernel applies them

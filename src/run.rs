@@ -174,7 +174,7 @@ fn start_budget(job: &Job, timeout: Duration, exec: Option<Vec<OsString>>) -> Bu
 }
 
 fn status(a: &cli::StatusArgs) -> Result<Code, Error> {
-    let snap = snapshot::read(ReadOptions { values: true }).map_err(Error::failure)?;
+    let snap = snapshot::read(ReadOptions { values: true })?;
     let p = params(Policy::Report, a.classify.min_age, a.reserve.reserve);
     let plan = plan::plan(&snap, &p, now()).map_err(Error::usage)?;
     if a.output.json {
@@ -253,7 +253,7 @@ fn change(job: &Job, budget: &Budget) -> Result<(Code, Option<LockGuard>), Error
     let opts = ReadOptions {
         values: job.json || job.dry_run,
     };
-    let snap = snapshot::read(opts).map_err(Error::failure)?;
+    let snap = snapshot::read(opts)?;
     let plan = plan::plan(&snap, &job.params, now()).map_err(Error::usage)?;
     debug!("{}", report::summary(&snap, &plan));
     let refused = guard_daemon(job, &plan);

@@ -178,11 +178,12 @@ fn scan(
 /// Reads limits, usage and every dm-magic set. Large index ranges are split
 /// over the cores: every read here is read-only, and threads share the
 /// caller's IPC namespace.
-pub fn read(opts: ReadOptions) -> Result<Snapshot, String> {
+pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
+    use crate::error::Error;
     let limits = limits::read(Path::new(limits::SEM_PATH))?;
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     let privileged = nix::unistd::geteuid().is_root();
-    let info = sysv::sem_info().map_err(|e| format!("semctl(SEM_INFO): {e}"))?;
+    let info = sysv::sem_info().map_err(|e| Error::failure(format!("semctl(SEM_INFO): {e}")))?;
 
     // SEM_INFO's highest index is 0 both when index 0 is used and when
     // nothing is: with no set in use there is nothing to scan.
@@ -193,7 +194,7 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, String> {
     };
     let threads = threads_for(end as usize, INDICES_PER_THREAD as usize) as i32;
     let sets = if threads <= 1 {
-        scan(0..end, opts, privileged)?
+        scan(0..end, opts, privileged).map_err(Error::failure)?
     } else {
         let step = (end + threads - 1) / threads;
         let parts: Vec<Result<Vec<SemSet>, String>> = std::thread::scope(|s| {
@@ -213,7 +214,7 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, String> {
         });
         let mut sets = Vec::new();
         for part in parts {
-            let mut part = part?;
+            let mut part = part.map_err(Error::failure)?;
             if sets.is_empty() {
                 sets = part;
             } else {

@@ -463,3 +463,52 @@ fn parallel_read_and_removal_keep_every_guarantee() {
     assert_eq!(semids(), left);
     drop(sb);
 }
+
+/// A /proc/sys/kernel/sem semprep cannot understand is bad input: exit 2,
+/// naming the file and the field, nothing changed, in every mode. (A file
+/// bind-mounted over it in a private mount namespace stands in for a
+/// kernel that prints something unexpected.)
+#[test]
+fn malformed_kernel_sem_is_refused() {
+    let sb = Sandbox::new();
+    let ids = fixture(&["cookie", "--count", "3"]);
+    let fake = sb.dir.join("sem");
+    for (content, want) in [
+        ("250 32000 32\n", "expected 4 numbers"),
+        ("250 32000 x 128\n", "SEMOPM is \"x\""),
+        ("250 32000 32 99999999999\n", "SEMMNI is \"99999999999\""),
+    ] {
+        std::fs::write(&fake, content).unwrap();
+        for args in [
+            &["run", "--min-age", "0"][..],
+            &["status"],
+            &["clean", "-n"],
+        ] {
+            let script = "mount --bind \"$1\" /proc/sys/kernel/sem && shift && exec \"$@\"";
+            let o = std::process::Command::new("unshare")
+                .args([
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "sh",
+                    "-c",
+                    script,
+                    "sh",
+                ])
+                .arg(&fake)
+                .arg(SEMPREP)
+                .args(args)
+                .env("SEMPREP_LOCK_FILE", sb.lock_path())
+                .env("SEMPREP_DAEMON", "none")
+                .output()
+                .unwrap();
+            let err = stderr(&o);
+            assert_eq!(code(&o), 2, "{content:?} {args:?}: {err}");
+            assert!(
+                err.contains("malformed /proc/sys/kernel/sem") && err.contains(want),
+                "{err}"
+            );
+            assert_eq!(semids(), ids, "{content:?} {args:?} changed the sets");
+        }
+    }
+}
