@@ -8,7 +8,7 @@
 # "SKIP: what: why". A skip is loud here and a failure under CI=true, where
 # every test must run (CI runs as root with everything .ci/run installs).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 
 export SEMPREP_BIN="$PWD/target/release/semprep"
 export SEMFIXTURE_BIN="$PWD/target/release/semfixture"
