@@ -339,6 +339,13 @@ fn outcome(job: &Job, snap: &Snapshot, plan: &Plan, applied: &Applied) -> Result
         // concurrent change gets here): the operator asked for it, though.
         return Err(Error::failure(e.clone()));
     }
+    if let Some(n) = job.params.semmni.filter(|&n| n <= snap.limits.semmni) {
+        // Asked for explicitly, so say why nothing changed: raise never lowers.
+        info!(
+            "SEMMNI is already {}, at least the {n} asked for; semprep raise never lowers it",
+            snap.limits.semmni
+        );
+    }
     if plan.remove.is_empty() && plan.raise.is_none() {
         debug!("nothing to do: {}", report::summary(snap, plan));
     }

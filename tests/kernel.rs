@@ -229,6 +229,19 @@ fn kernel_maximum_and_explicit_targets() {
             .split_whitespace()
             .eq(["250", "32000", "32", "4096"])
     );
+    // Never lowered, and said so since it was asked for.
+    let o = sb.run(&["raise", "--semmni", "1000"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("SEMMNI is already 4096"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        kernel_sem()
+            .split_whitespace()
+            .eq(["250", "32000", "32", "4096"])
+    );
 }
 
 #[test]
