@@ -256,10 +256,7 @@ fn timed(cfg: &Config, tool: Tool, out: &Path, err: &Path) -> Sample {
     // the harness's own peak, since exec records the old mm's high-water
     // mark; a forked child's starts at the harness's current anon memory,
     // which is kept small (see `verify`).
-    // SAFETY: the closure does nothing, so it is async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut c, || Ok(()));
-    }
+    semprep::sysv::spawn_with_fork(&mut c);
     c.stdin(Stdio::null())
         .stdout(File::create(out).unwrap_or_else(|e| die(e)))
         .stderr(File::create(err).unwrap_or_else(|e| die(e)));
@@ -268,15 +265,9 @@ fn timed(cfg: &Config, tool: Tool, out: &Path, err: &Path) -> Sample {
         .spawn()
         .unwrap_or_else(|e| die(format!("{}: {e}", tool.label())));
     let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain old data; zeroed is valid, wait4 fills it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own unwaited child; both pointers are valid.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    let waited = semprep::sysv::wait4(pid);
     let wall = start.elapsed();
-    if r != pid {
-        die(format!("wait4: {}", std::io::Error::last_os_error()));
-    }
+    let (status, maxrss_kib) = waited.unwrap_or_else(|e| die(format!("wait4: {e}")));
     drop(child); // already reaped: dropping a Child never waits
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         let stderr = std::fs::read_to_string(err).unwrap_or_default();
@@ -285,10 +276,7 @@ fn timed(cfg: &Config, tool: Tool, out: &Path, err: &Path) -> Sample {
             tool.label()
         ));
     }
-    Sample {
-        wall,
-        maxrss_kib: ru.ru_maxrss,
-    }
+    Sample { wall, maxrss_kib }
 }
 
 /// What the tool must have left, and (for listings) printed.

@@ -151,3 +151,27 @@ pub fn semop(semid: i32, op: i16, flags: i16) -> io::Result<()> {
     // SAFETY: one valid sembuf, nsops = 1.
     check(unsafe { libc::semop(semid, &mut buf, 1) }).map(|_| ())
 }
+
+/// `wait4(pid)`: the wait status and the child's peak RSS in KiB. Used by
+/// the benchmark harness to measure exactly one tool's process.
+pub fn wait4(pid: i32) -> io::Result<(i32, i64)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; zeroed is valid, wait4 fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the duration of the call.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+    if r != pid {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((status, ru.ru_maxrss))
+}
+
+/// Makes `cmd` spawn with fork+exec instead of vfork (posix_spawn): a vfork
+/// child's ru_maxrss starts at the parent's peak, which would hide the
+/// tool's own. For the benchmark harness.
+pub fn spawn_with_fork(cmd: &mut std::process::Command) {
+    // SAFETY: the closure does nothing, so it is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(cmd, || Ok(()));
+    }
+}
