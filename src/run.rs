@@ -23,13 +23,10 @@ struct Job {
     hook: bool,
     strict: bool,
     params: Params,
-    dry_run: bool,
+    guard: cli::Guard,
+    /// `raise` removes nothing, so it checks no daemon (`Daemon::None`).
+    daemon: cli::DaemonArgs,
     json: bool,
-    lock_file: PathBuf,
-    lock_timeout: Duration,
-    daemon: Daemon,
-    pidfile: Option<PathBuf>,
-    force: bool,
     persist: Option<PathBuf>,
 }
 
@@ -57,44 +54,31 @@ fn job_from_run(name: &'static str, a: &cli::RunArgs) -> Job {
         hook: true,
         strict: a.hook.strict,
         params: p,
-        dry_run: a.guard.dry_run,
+        guard: a.guard.clone(),
+        daemon: a.daemon.clone(),
         json: a.output.json,
-        lock_file: a.guard.lock_file.clone(),
-        lock_timeout: a.guard.lock_timeout,
-        daemon: a.daemon.daemon,
-        pidfile: a.daemon.pidfile.clone(),
-        force: a.daemon.force,
         persist: a.raising.persist.then(|| a.raising.persist_file.clone()),
     }
 }
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn main(cli: cli::Cli) -> i32 {
-    let (job, timeout, exec) = match cli.command {
+    let (job, exec) = match cli.command {
         Command::Status(a) => return finish(status(&a), false, false),
-        Command::Run(a) => (job_from_run("run", &a), a.guard.timeout, None),
-        Command::Exec(a) => (
-            job_from_run("exec", &a.run),
-            a.run.guard.timeout,
-            Some(a.program),
-        ),
+        Command::Run(a) => (job_from_run("run", &a), None),
+        Command::Exec(a) => (job_from_run("exec", &a.run), Some(a.program)),
         Command::Clean(a) => {
-            let p = params(Policy::Clean, a.classify.min_age, a.reserve.reserve);
             let job = Job {
                 name: "clean",
                 hook: false,
                 strict: true,
-                params: p,
-                dry_run: a.guard.dry_run,
+                params: params(Policy::Clean, a.classify.min_age, a.reserve.reserve),
+                guard: a.guard,
+                daemon: a.daemon,
                 json: a.output.json,
-                lock_file: a.guard.lock_file,
-                lock_timeout: a.guard.lock_timeout,
-                daemon: a.daemon.daemon,
-                pidfile: a.daemon.pidfile,
-                force: a.daemon.force,
                 persist: None,
             };
-            (job, a.guard.timeout, None)
+            (job, None)
         }
         Command::Raise(a) => {
             let mut p = params(Policy::Raise, Duration::ZERO, a.reserve.reserve);
@@ -105,20 +89,20 @@ pub fn main(cli: cli::Cli) -> i32 {
                 hook: false,
                 strict: true,
                 params: p,
-                dry_run: a.guard.dry_run,
+                guard: a.guard,
+                daemon: cli::DaemonArgs {
+                    daemon: Daemon::None,
+                    pidfile: None,
+                    force: false,
+                },
                 json: a.output.json,
-                lock_file: a.guard.lock_file,
-                lock_timeout: a.guard.lock_timeout,
-                daemon: Daemon::None,
-                pidfile: None,
-                force: false,
                 persist: a.raising.persist.then_some(a.raising.persist_file),
             };
-            (job, a.guard.timeout, None)
+            (job, None)
         }
     };
     let (hook, strict) = (job.hook, job.strict);
-    let budget = start_budget(&job, timeout, exec.clone());
+    let budget = start_budget(&job, exec.clone());
     let result = change(&job, &budget);
     budget.disarm();
     match exec {
@@ -152,8 +136,8 @@ fn finish(result: Result<Code, Error>, hook: bool, strict: bool) -> i32 {
     }
 }
 
-fn start_budget(job: &Job, timeout: Duration, exec: Option<Vec<OsString>>) -> Budget {
-    let (hook, strict) = (job.hook, job.strict);
+fn start_budget(job: &Job, exec: Option<Vec<OsString>>) -> Budget {
+    let (hook, strict, timeout) = (job.hook, job.strict, job.guard.timeout);
     Budget::start(timeout, move || {
         let msg = format!("time budget of {timeout:?} (--timeout) ran out");
         match exec {
@@ -187,11 +171,11 @@ fn status(a: &cli::StatusArgs) -> Result<Code, Error> {
 }
 
 fn lock(job: &Job, budget: &Budget) -> Result<LockGuard, Error> {
-    let wait = job.lock_timeout.min(budget.remaining());
-    match lock::acquire(&job.lock_file, wait) {
+    let wait = job.guard.lock_timeout.min(budget.remaining());
+    match lock::acquire(&job.guard.lock_file, wait) {
         Ok(guard) => Ok(guard),
         Err(LockError::BadPath(m)) => Err(Error::usage(m)),
-        Err(LockError::Busy(m)) if wait < job.lock_timeout => Err(Error::new(
+        Err(LockError::Busy(m)) if wait < job.guard.lock_timeout => Err(Error::new(
             Code::Refused,
             format!(
                 "{m}: the time budget of {:?} (--timeout) ran out",
@@ -207,14 +191,14 @@ fn guard_daemon(job: &Job, plan: &Plan) -> Result<(), Error> {
     if plan.remove.is_empty() {
         return Ok(());
     }
-    match daemon::check(job.daemon, job.pidfile.as_deref()) {
+    match daemon::check(job.daemon.daemon, job.daemon.pidfile.as_deref()) {
         Liveness::NotAlive { note } => {
             if let Some(n) = note {
                 info!("{n}");
             }
             Ok(())
         }
-        Liveness::Alive { what, .. } if job.force => {
+        Liveness::Alive { what, .. } if job.daemon.force => {
             warn!("{what} is running; removing the residual cookies anyway (--force)");
             Ok(())
         }
@@ -232,7 +216,7 @@ fn guard_daemon(job: &Job, plan: &Plan) -> Result<(), Error> {
 /// The state-changing commands. Returns the exit code and the lock, which
 /// `exec` hands on to its program.
 fn change(job: &Job, budget: &Budget) -> Result<(Code, Option<LockGuard>), Error> {
-    let read_only = job.dry_run || job.params.policy == Policy::Report;
+    let read_only = job.guard.dry_run || job.params.policy == Policy::Report;
     if !read_only && !nix::unistd::geteuid().is_root() {
         return Err(Error::usage(format!(
             "semprep {} changes kernel state and needs root: run it as root, or look first \
@@ -251,7 +235,7 @@ fn change(job: &Job, budget: &Budget) -> Result<(Code, Option<LockGuard>), Error
         })?;
     }
     let opts = ReadOptions {
-        values: job.json || job.dry_run,
+        values: job.json || job.guard.dry_run,
     };
     let snap = snapshot::read(opts)?;
     let plan = plan::plan(&snap, &job.params, now()).map_err(Error::usage)?;
@@ -291,7 +275,7 @@ fn output(job: &Job, snap: &Snapshot, plan: &Plan, applied: Option<&Applied>, co
     if job.json {
         let doc = crate::json::json_doc(job.name, snap, plan, &job.params, applied, code);
         crate::json::emit_json(&doc);
-    } else if job.dry_run {
+    } else if job.guard.dry_run {
         report::emit(&report::plan_text(snap, plan));
     } else if job.params.policy == Policy::Report {
         info!("{}", report::summary(snap, plan));
