@@ -464,7 +464,7 @@ fn print_table(rows: &[Row]) {
     }
 }
 
-/// The DESIGN §6 goals, as ratios of this run's medians. Figures, not
+/// The docs/design.md §11 goals, as ratios of this run's medians. Figures, not
 /// assertions: the exit code only says whether every run was verified.
 fn print_targets(rows: &[Row]) {
     let find = |scenario: &str, tool: Tool| {
@@ -510,7 +510,7 @@ fn print_targets(rows: &[Row]) {
         ));
     }
     if !lines.is_empty() {
-        println!("\nDESIGN §6 goals, this run:");
+        println!("\ndocs/design.md §11 goals, this run:");
         for l in lines {
             println!("  {l}");
         }

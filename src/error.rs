@@ -1,4 +1,4 @@
-//! Exit codes (DESIGN.md §3) and the one error type that carries them.
+//! Exit codes (docs/design.md §5) and the one error type that carries them.
 
 use std::fmt;
 

@@ -73,7 +73,7 @@ pub fn age(set: &SemSet, now: i64) -> u64 {
     now.saturating_sub(last).max(0) as u64
 }
 
-/// Classifies a set whose key carries the dm magic (DESIGN.md §3).
+/// Classifies a set whose key carries the dm magic (docs/design.md §3).
 pub fn classify(set: &SemSet, min_age: u64, now: i64) -> Class {
     let s = &set.stat;
     let mut foreign = Vec::new();

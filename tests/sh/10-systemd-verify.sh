@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# systemd, statically (DESIGN.md §5): `systemd-analyze verify` of each semprep
+# systemd, statically (docs/design.md §10): `systemd-analyze verify` of each semprep
 # drop-in on top of the REAL unit files: Debian's docker.io and containerd
 # packages (downloaded and unpacked here, into a temp dir) and iSulad's
 # upstream unit (tests/fixtures/isulad.service). Everything goes into a

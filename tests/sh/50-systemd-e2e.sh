@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# systemd, for real (DESIGN.md §5): Debian bookworm with its docker.io, booted
+# systemd, for real (docs/design.md §10): Debian bookworm with its docker.io, booted
 # with systemd as PID 1 in systemd-nspawn; semprep installed by
 # `install.sh --root`; `systemctl start docker` with SEMMNI full of residual
 # udev cookies in the container's IPC namespace. A probe ExecStartPre= after
@@ -104,7 +104,7 @@ if ! mount -t overlay overlay -o "lowerdir=$CACHE,upperdir=$T/upper,workdir=$T/w
 	fail "mount overlayfs on $CACHE"
 	exit 1
 fi
-# dockerd only starts in the container with these (DESIGN.md §5).
+# dockerd only starts in the container with these (docs/design.md §10).
 echo 'DOCKER_OPTS="--iptables=false --ip6tables=false --ip-forward=false --bridge=none"' >"$M/etc/default/docker"
 # Boot with docker stopped: the test starts it.
 rm -f "$M/etc/systemd/system/multi-user.target.wants/docker.service" \
