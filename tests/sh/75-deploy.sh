@@ -58,8 +58,8 @@ fi
 for deb in "$tmp"/debs/*.deb; do
 	dpkg-deb -x "$deb" "$root" || { fail "dpkg-deb -x $deb"; exit 1; }
 done
-LD_LIBRARY_PATH=$(find "$root" -name '*.so*' -printf '%h\n' | sort -u | paste -sd:)
-export LD_LIBRARY_PATH
+# For icinga2 and visudo only: the libraries unpacked beside them.
+libpath=$(find "$root" -name '*.so*' -printf '%h\n' | sort -u | paste -sd:)
 promtool=$(command -v promtool || echo "$root/usr/bin/promtool")
 nagios=$root/usr/sbin/nagios4
 icinga=$root/usr/lib/x86_64-linux-gnu/icinga2/sbin/icinga2
@@ -216,13 +216,13 @@ if npd_check "$tmp/broken.json"; then fail "NPD control: malformed JSON went unn
 
 # --- sudo: one command line, run every way ------------------------------------
 sudoers=$deploy/nagios/semprep.sudoers
-if "$visudo" -c -f "$sudoers" >"$tmp/out" 2>&1; then
+if env LD_LIBRARY_PATH="$libpath" "$visudo" -c -f "$sudoers" >"$tmp/out" 2>&1; then
 	pass "visudo -c: deploy/nagios/semprep.sudoers parses"
 else
 	fail "visudo -c semprep.sudoers: $(cat "$tmp/out")"
 fi
 sed 's/NOPASSWD:/NOPASSWD/' "$sudoers" >"$tmp/bad.sudoers"
-if ! "$visudo" -c -f "$tmp/bad.sudoers" >/dev/null 2>&1; then
+if ! env LD_LIBRARY_PATH="$libpath" "$visudo" -c -f "$tmp/bad.sudoers" >/dev/null 2>&1; then
 	pass "visudo control: a broken sudoers line fails"
 else
 	fail "visudo control: a broken sudoers line passed"
@@ -292,7 +292,7 @@ fi
 ic=$tmp/icinga
 mkdir -p "$ic/data" "$ic/log" "$ic/cache" "$ic/spool" "$ic/run"
 # icinga2 daemon with every path in $ic; add -c CONFIG, and -C to validate.
-icinga_daemon=("$icinga" daemon -I "$root/usr/share/icinga2/include"
+icinga_daemon=(env LD_LIBRARY_PATH="$libpath" "$icinga" daemon -I "$root/usr/share/icinga2/include"
 	-DRunAsUser="$(id -un)" -DRunAsGroup="$(id -gn)" -DConfigDir="$ic" -DDataDir="$ic/data"
 	-DLogDir="$ic/log" -DCacheDir="$ic/cache" -DSpoolDir="$ic/spool" -DInitRunDir="$ic/run")
 icinga_main() { # $1 = semprep.conf to load; then extra lines
@@ -307,7 +307,7 @@ if "${icinga_daemon[@]}" -c "$ic/main.conf" -C >"$tmp/out" 2>&1 && grep -q 'Inst
 	grep -q 'Instantiated 2 Hosts\.' "$tmp/out"; then
 	pass "icinga2 daemon -C: semprep.conf with Debian's stock templates; the service applies to the vars.semprep host only"
 else
-	fail "icinga2 daemon -C: $(grep -E 'critical|warning|Instantiated' "$tmp/out" | head -n 8)"
+	fail "icinga2 daemon -C: $(grep -E 'critical|warning|error|Instantiated' "$tmp/out" | head -n 8)"
 fi
 sed 's/max_check_attempts = 3/max_check_atempts = 3/' "$deploy/icinga2/semprep.conf" >"$ic/bad.conf"
 icinga_main "$ic/bad.conf" "${hosts[@]}" >"$ic/bad-main.conf"
@@ -340,7 +340,8 @@ icinga_main "$deploy/icinga2/semprep.conf" 'object CheckerComponent "checker" { 
 	  vars.semprep_reserve = 64; vars.semprep_min_age = \"10m\"; vars.semprep_stuck_after = \"15m\" }" \
 	>"$ic/run.conf"
 # Started directly (not through a function, which would run in a subshell),
-# so $! is icinga2's own pid: SIGTERM to it stops its workers too.
+# so $! is icinga2's own pid (env execs it): SIGTERM to it stops its workers
+# too.
 "${icinga_daemon[@]}" -c "$ic/run.conf" >"$ic/daemon.log" 2>&1 &
 icinga_pid=$!
 want_plain="sudo -n $ic/semprep check"
