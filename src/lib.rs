@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod error;
 pub mod exec;
 pub mod explain;
+pub mod finish;
 pub mod json;
 pub mod limits;
 pub mod lock;
