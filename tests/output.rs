@@ -1,13 +1,13 @@
 //! What semprep prints, against the real kernel, each test in its own IPC
 //! namespace: every `--json` run prints exactly one complete document, with
 //! the error and the exit code in it, whichever way the run ends; a failed
-//! write to stdout is a failure.
+//! write to stdout is a failure; skipped sets are logged once per reason.
 
 mod common;
 use common::*;
 use serde_json::Value;
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -478,4 +478,107 @@ fn stdout_write_failures_fail_and_a_closed_pipe_does_not() {
         assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
         assert_eq!(stderr(&o), "", "{args:?}");
     }
+}
+
+// ---------------------------------------------------------------- logging
+
+/// Runs that do not share a lock (each its own lock file) race on the same
+/// cookies, as `dmsetup udevcomplete_all` or a second installation would:
+/// the sets one removes are gone before the others' removals.
+#[test]
+fn skipped_sets_are_logged_once_per_reason() {
+    const COOKIES: usize = 20_000;
+    const RUNS: usize = 6;
+    let sb = Sandbox::new();
+    sb.limits("32000 1024000000 500 32000");
+    let mut raced = 0;
+    for round in 0..5 {
+        let cookies = fixture(&["cookie", "--count", &COOKIES.to_string()]);
+        assert_eq!(cookies.len(), COOKIES);
+        let runs: Vec<(bool, Proc, PathBuf, PathBuf)> = (0..RUNS)
+            .map(|i| {
+                let verbose = i % 2 == 1;
+                let (out, err) = (
+                    sb.dir.join(format!("run{i}.out")),
+                    sb.dir.join(format!("run{i}.err")),
+                );
+                let mut c = sb.semprep();
+                c.args(["run", "--json", "--min-age", "0"])
+                    .env("SEMPREP_LOCK_FILE", sb.dir.join(format!("run{i}.lock")))
+                    .stdout(File::create(&out).unwrap())
+                    .stderr(File::create(&err).unwrap());
+                if verbose {
+                    c.arg("--verbose");
+                }
+                (verbose, Proc(c.spawn().unwrap()), out, err)
+            })
+            .collect();
+        let mut removed = Vec::new();
+        for (i, (verbose, mut p, out, err)) in runs.into_iter().enumerate() {
+            let status = p.0.wait().unwrap();
+            let err = std::fs::read_to_string(err).unwrap();
+            let what = format!("round {round}, run {i}");
+            assert_eq!(status.code(), Some(0), "{what}: {err}");
+            let doc = one_doc(&std::fs::read(out).unwrap(), &what);
+            let skipped = doc["result"]["skipped"].as_array().unwrap();
+            let gone = skipped
+                .iter()
+                .filter(|s| s["why"] == "gone before removal")
+                .count();
+            assert_eq!(gone, skipped.len(), "{what}: {skipped:?}");
+            removed.extend(
+                doc["result"]["removed"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_i64().unwrap()),
+            );
+            raced += usize::from(gone > 0);
+            eprintln!("round {round}, run {i}: {gone} gone before removal");
+
+            let info: Vec<&str> = err
+                .lines()
+                .filter(|l| l.starts_with("semprep: skipped "))
+                .collect();
+            let want = match gone {
+                0 => vec![],
+                1 => vec![
+                    "semprep: skipped 1 set: gone before removal (removed by another \
+                           process since they were read)"
+                        .to_owned(),
+                ],
+                n => vec![format!(
+                    "semprep: skipped {n} sets: gone before removal (removed by another \
+                     process since they were read)"
+                )],
+            };
+            assert_eq!(info, want, "{what}");
+            let per_set = err
+                .lines()
+                .filter(|l| l.starts_with("semprep: debug: kept semid "))
+                .count();
+            assert_eq!(per_set, if verbose { gone } else { 0 }, "{what}");
+            assert!(
+                !err.contains("semprep: kept"),
+                "{what}: per-set line at info"
+            );
+        }
+        assert_eq!(
+            removed.len(),
+            COOKIES,
+            "round {round}: not each cookie once"
+        );
+        removed.sort();
+        removed.dedup();
+        assert_eq!(
+            removed.len(),
+            COOKIES,
+            "round {round}: a cookie removed twice"
+        );
+        assert_eq!(semids(), Vec::<i32>::new(), "round {round}");
+        if raced > 0 {
+            return;
+        }
+    }
+    panic!("CANNOT RUN: in 5 rounds no run found a set gone before its removal");
 }
