@@ -18,7 +18,24 @@ use std::time::Instant;
 pub struct Skip {
     pub semid: i32,
     pub key: i32,
+    /// What the re-check found, for grouping; `why` says it in detail.
+    #[serde(skip)]
+    pub reason: SkipReason,
     pub why: String,
+}
+
+/// Why a planned removal was skipped, in the order the log lists them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SkipReason {
+    /// Removed by someone else since the snapshot (EINVAL/EIDRM, or no
+    /// longer there on the re-read).
+    #[default]
+    Gone,
+    KeyChanged,
+    /// Operated on since the snapshot.
+    Used,
+    /// No longer residual: a waiter, a live owner, or young again.
+    Busy,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -44,16 +61,16 @@ pub struct Context<'a> {
 }
 
 /// Why a planned removal must not happen now, or `None` if it may.
-fn recheck(planned: &SemSet, now: &SemSet, min_age: u64, at: i64) -> Option<String> {
+fn recheck(planned: &SemSet, now: &SemSet, min_age: u64, at: i64) -> Option<(SkipReason, String)> {
     if now.stat.key != planned.stat.key {
-        return Some("key changed".into());
+        return Some((SkipReason::KeyChanged, "key changed".into()));
     }
     if (now.stat.otime, now.stat.ctime) != (planned.stat.otime, planned.stat.ctime) {
-        return Some("used since it was read".into());
+        return Some((SkipReason::Used, "used since it was read".into()));
     }
     match classify(now, min_age, at) {
         Class::Residual => None,
-        other => Some(other.reasons().join(", ")),
+        other => Some((SkipReason::Busy, other.reasons().join(", "))),
     }
 }
 
@@ -112,11 +129,13 @@ fn remove_sets(sets: &[&SemSet], ctx: &Context, stop: &AtomicBool) -> Part {
             stop.store(true, Ordering::Relaxed);
             return part;
         }
-        let skip = |why: String| Skip {
+        let skip = |(reason, why): (SkipReason, String)| Skip {
             semid,
             key: planned.stat.key,
+            reason,
             why,
         };
+        let gone = || (SkipReason::Gone, "gone before removal".to_owned());
         let known = planned.detail.as_ref().ok().map(|d| &d.owner);
         let current = match snapshot::reread(semid, &mut owners, known) {
             Ok(c) => c,
@@ -127,7 +146,7 @@ fn remove_sets(sets: &[&SemSet], ctx: &Context, stop: &AtomicBool) -> Part {
             }
         };
         let Some(current) = current else {
-            part.skipped.push(skip("gone before removal".into()));
+            part.skipped.push(skip(gone()));
             continue;
         };
         if let Some(why) = recheck(planned, &current, ctx.min_age, (ctx.now)()) {
@@ -137,7 +156,7 @@ fn remove_sets(sets: &[&SemSet], ctx: &Context, stop: &AtomicBool) -> Part {
         match crate::sysv::remove(semid) {
             Ok(()) => part.removed.push(semid),
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {
-                part.skipped.push(skip("gone before removal".into()))
+                part.skipped.push(skip(gone()))
             }
             Err(e) => {
                 part.error = Some(format!("semctl({semid}, IPC_RMID): {e}"));

@@ -2,11 +2,12 @@
 //! cannot start, why and what to do. Words an operator knows: ipcs, SEMMNI,
 //! /proc/sys/kernel/sem.
 
-use crate::apply::Applied;
+use crate::apply::{Applied, Skip, SkipReason};
 use crate::plan::{Headroom, Params, Plan, Policy};
 use crate::report::key_hex;
 use crate::snapshot::Snapshot;
-use log::info;
+use log::{debug, info};
+use std::collections::BTreeMap;
 
 /// Why headroom is still short after the plan, and what to do about it.
 pub fn short(snap: &Snapshot, plan: &Plan, room: &Headroom, p: &Params) -> String {
@@ -55,16 +56,47 @@ pub fn short(snap: &Snapshot, plan: &Plan, room: &Headroom, p: &Params) -> Strin
     )
 }
 
-/// One or two info lines on what the run changed; nothing when it changed
+/// One info line per reason planned removals were skipped, with the count:
+/// concurrent runs can skip tens of thousands of sets, one line each would
+/// flood the journal. Each set is a debug line (`kept semid …`).
+pub fn skipped_lines(skipped: &[Skip]) -> Vec<String> {
+    let mut counts = BTreeMap::new();
+    for s in skipped {
+        *counts.entry(s.reason).or_insert(0usize) += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(reason, n)| {
+            let why = match reason {
+                SkipReason::Gone => {
+                    "gone before removal (removed by another process since they were read)"
+                }
+                SkipReason::KeyChanged => "key changed since they were read",
+                SkipReason::Used => {
+                    "used since they were read (a device-mapper user is active again)"
+                }
+                SkipReason::Busy => {
+                    "busy when re-checked (a waiter, a live owner, or operated on recently)"
+                }
+            };
+            format!("skipped {n} {}: {why}", if n == 1 { "set" } else { "sets" })
+        })
+        .collect()
+}
+
+/// A few info lines on what the run changed; nothing when it changed
 /// nothing (quiet when all is well).
 pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {
     for s in &applied.skipped {
-        info!(
+        debug!(
             "kept semid {} key {}: {} (re-checked just before removal)",
             s.semid,
             key_hex(s.key),
             s.why
         );
+    }
+    for line in skipped_lines(&applied.skipped) {
+        info!("{line}");
     }
     if !applied.removed.is_empty() {
         info!(
@@ -90,5 +122,37 @@ pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {
             "wrote kernel.sem = {} to {f} for the next boot",
             applied.raised.unwrap_or(snap.limits)
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn skipped_sets_make_one_line_per_reason() {
+        let skip = |semid, reason, why: &str| Skip {
+            semid,
+            key: 0x0D4D_0001 + semid,
+            reason,
+            why: why.into(),
+        };
+        let mut skipped = vec![
+            skip(1, SkipReason::Busy, "young (3s)"),
+            skip(2, SkipReason::Used, "used since it was read"),
+            skip(5, SkipReason::Busy, "waiters (1 for zero, 0 for increase)"),
+        ];
+        skipped.extend((10..17_506).map(|id| skip(id, SkipReason::Gone, "gone before removal")));
+        assert_eq!(
+            skipped_lines(&skipped),
+            [
+                "skipped 17496 sets: gone before removal (removed by another process since \
+                 they were read)",
+                "skipped 1 set: used since they were read (a device-mapper user is active again)",
+                "skipped 2 sets: busy when re-checked (a waiter, a live owner, or operated on \
+                 recently)",
+            ]
+        );
+        assert_eq!(skipped_lines(&[]), Vec::<String>::new());
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: `snapshot` reads the kernel, `plan` decides (pure),
 //! `apply` changes the kernel, `report` and `explain` tell. `run` wires the
-//! commands together with the guards (`lock`, `daemon`, `budget`).
+//! commands together with the guards (`lock`, `daemon`, `budget`); `finish`
+//! ends every run with the hook policy and the one report on stdout.
 
 pub mod apply;
 pub mod budget;
@@ -12,6 +13,7 @@ pub mod daemon;
 pub mod error;
 pub mod exec;
 pub mod explain;
+pub mod finish;
 pub mod json;
 pub mod limits;
 pub mod lock;

@@ -3,8 +3,12 @@ use semprep::cli::{Cli, Command, with_default_command};
 
 fn main() {
     let args = with_default_command(std::env::args_os().collect());
-    // clap prints usage errors itself and exits 2; --help and --version exit 0.
-    let cli = Cli::parse_from(args);
+    // clap's usage errors exit 2 (with a JSON document under --json);
+    // --help and --version exit 0.
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => std::process::exit(semprep::finish::usage_error(&args, e)),
+    };
     let out = match &cli.command {
         Command::Run(a) => &a.output,
         Command::Exec(a) => &a.run.output,

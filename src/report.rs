@@ -4,17 +4,32 @@
 use crate::plan::Plan;
 use crate::snapshot::Snapshot;
 use std::fmt::Write;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Writes a report to stdout. A closed pipe (`semprep status | head`) is
-/// not an error worth a panic: the reader has what it wanted.
-pub fn emit(text: &str) {
-    emit_bytes(text.as_bytes());
+/// Set by the first report: a run prints at most one on stdout, and the
+/// time budget's watchdog thread, which may print an error document as the
+/// process ends, must never add a second one (or cut the first).
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Writes the run's one report to stdout.
+pub fn emit(text: &str) -> io::Result<()> {
+    emit_bytes(text.as_bytes())
 }
 
-pub(crate) fn emit_bytes(bytes: &[u8]) {
+/// Writes the run's one report to stdout, or nothing if a report was
+/// already written. A closed pipe (`semprep status | head`) is not an error:
+/// the reader has what it wanted. Any other write error is (`>/dev/full`).
+pub(crate) fn emit_bytes(bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
+    if REPORTED.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(bytes).and_then(|()| out.flush());
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
 }
 
 pub fn key_hex(key: i32) -> String {

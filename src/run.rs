@@ -6,6 +6,7 @@ use crate::budget::Budget;
 use crate::cli::{self, Command};
 use crate::daemon::{self, Daemon, Liveness};
 use crate::error::{Code, Error};
+use crate::finish::{Found, Out, Text, conclude};
 use crate::lock::{self, LockError, LockGuard};
 use crate::plan::{self, Params, Plan, Policy, Verdict};
 use crate::report;
@@ -61,10 +62,30 @@ fn job_from_run(name: &'static str, a: &cli::RunArgs) -> Job {
     }
 }
 
+impl Job {
+    fn out(&self) -> Out<'_> {
+        let text = if self.guard.dry_run {
+            Text::Plan
+        } else if self.params.policy == Policy::Report {
+            Text::Summary
+        } else {
+            Text::Nothing
+        };
+        Out {
+            command: self.name,
+            params: &self.params,
+            json: self.json,
+            hook: self.hook,
+            strict: self.strict,
+            text,
+        }
+    }
+}
+
 /// Runs the parsed command line; returns the process exit code.
 pub fn main(cli: cli::Cli) -> i32 {
     let (job, exec) = match cli.command {
-        Command::Status(a) => return finish(status(&a), false, false),
+        Command::Status(a) => return status(&a),
         Command::Run(a) => (job_from_run("run", &a), None),
         Command::Exec(a) => (job_from_run("exec", &a.run), Some(a.program)),
         Command::Clean(a) => {
@@ -101,45 +122,52 @@ pub fn main(cli: cli::Cli) -> i32 {
             (job, None)
         }
     };
-    let (hook, strict) = (job.hook, job.strict);
     let budget = start_budget(&job, exec.clone());
-    let result = change(&job, &budget);
+    let mut found = Found::default();
+    let result = change(&job, &budget, &mut found);
+    // The budget bounds the work, not the reader of the report: from here on
+    // the watchdog must not act, so it can neither cut the report short (a
+    // slow reader of a large document) nor print a second one.
     budget.disarm();
+    let (result, lock) = match result {
+        Ok((code, lock)) => (Ok(code), lock),
+        Err(e) => (Err(e), None),
+    };
+    let ended = result.as_ref().ok().copied();
+    let code = conclude(&job.out(), result, &found);
     match exec {
-        None => finish(result.map(|(code, _lock)| code), hook, strict),
-        Some(program) => match result {
-            Ok((Code::Short, _)) => Code::Short as i32,
-            Ok((_, lock)) => crate::exec::exec(&program, lock.as_ref()),
-            // The hook policy decides: bad input, and any failure under
-            // --strict, stop here instead of starting the program.
-            Err(e) => match finish(Err(e), hook, strict) {
-                0 => crate::exec::exec(&program, None),
-                code => code,
-            },
-        },
-    }
-}
-
-/// Logs the error and maps it to the exit code, applying the hook policy:
-/// in run and exec only "certainly cannot start" and bad input fail.
-fn finish(result: Result<Code, Error>, hook: bool, strict: bool) -> i32 {
-    match result {
-        Ok(code) => code as i32,
-        Err(e) if hook && !strict && matches!(e.code, Code::Failure | Code::Refused) => {
-            error!("{e}; letting the daemon start anyway (--strict would fail instead)");
-            0
+        None => code,
+        // Headroom certainly short: the program would fail anyway.
+        Some(_) if ended == Some(Code::Short) => code,
+        // Ready, or a failure the hook policy lets pass, or a live daemon
+        // (which exec does not stop): the program runs. Bad input, and any
+        // failure under --strict, stop here.
+        Some(program) if code == 0 || ended == Some(Code::Refused) => {
+            crate::exec::exec(&program, lock.as_ref())
         }
-        Err(e) => {
-            error!("{e}");
-            e.code as i32
-        }
+        Some(_) => code,
     }
 }
 
 fn start_budget(job: &Job, exec: Option<Vec<OsString>>) -> Budget {
     let (hook, strict, timeout) = (job.hook, job.strict, job.guard.timeout);
+    let (command, params, json) = (job.name, job.params, job.json);
     Budget::start(timeout, move || {
+        let out = Out {
+            command,
+            params: &params,
+            json,
+            hook,
+            strict,
+            text: Text::Nothing,
+        };
         let msg = format!("time budget of {timeout:?} (--timeout) ran out");
+        let code = if hook && !strict {
+            0
+        } else {
+            Code::Failure as i32
+        };
+        crate::finish::expired(&out, &msg, code);
         match exec {
             Some(program) if !strict => {
                 warn!("{msg}; starting the program anyway");
@@ -157,16 +185,26 @@ fn start_budget(job: &Job, exec: Option<Vec<OsString>>) -> Budget {
     })
 }
 
-fn status(a: &cli::StatusArgs) -> Result<Code, Error> {
-    let snap = snapshot::read(ReadOptions { values: true })?;
+fn status(a: &cli::StatusArgs) -> i32 {
     let p = params(Policy::Report, a.classify.min_age, a.reserve.reserve);
-    let plan = plan::plan(&snap, &p, now()).map_err(Error::usage)?;
-    if a.output.json {
-        let doc = crate::json::json_doc("status", &snap, &plan, &p, None, Code::Ready);
-        crate::json::emit_json(&doc);
-    } else {
-        report::emit(&report::status_text(&snap, &plan));
-    }
+    let out = Out {
+        command: "status",
+        params: &p,
+        json: a.output.json,
+        hook: false,
+        strict: true,
+        text: Text::Status,
+    };
+    let mut found = Found::default();
+    let result = read_status(&p, &mut found);
+    conclude(&out, result, &found)
+}
+
+fn read_status(p: &Params, found: &mut Found) -> Result<Code, Error> {
+    let snap = &*found
+        .snap
+        .insert(snapshot::read(ReadOptions { values: true })?);
+    found.plan = Some(plan::plan(snap, p, now()).map_err(Error::usage)?);
     Ok(Code::Ready)
 }
 
@@ -214,8 +252,12 @@ fn guard_daemon(job: &Job, plan: &Plan) -> Result<(), Error> {
 }
 
 /// The state-changing commands. Returns the exit code and the lock, which
-/// `exec` hands on to its program.
-fn change(job: &Job, budget: &Budget) -> Result<(Code, Option<LockGuard>), Error> {
+/// `exec` hands on to its program; what it learns goes into `found`.
+fn change(
+    job: &Job,
+    budget: &Budget,
+    found: &mut Found,
+) -> Result<(Code, Option<LockGuard>), Error> {
     let read_only = job.guard.dry_run || job.params.policy == Policy::Report;
     if !read_only && !nix::unistd::geteuid().is_root() {
         return Err(Error::usage(format!(
@@ -237,26 +279,30 @@ fn change(job: &Job, budget: &Budget) -> Result<(Code, Option<LockGuard>), Error
     let opts = ReadOptions {
         values: job.json || job.guard.dry_run,
     };
-    let snap = snapshot::read(opts)?;
-    let plan = plan::plan(&snap, &job.params, now()).map_err(Error::usage)?;
-    debug!("{}", report::summary(&snap, &plan));
-    let refused = guard_daemon(job, &plan);
+    let snap = &*found.snap.insert(snapshot::read(opts)?);
+    let plan = plan::plan(snap, &job.params, now()).map_err(Error::usage)?;
+    let plan = &*found.plan.insert(plan);
+    debug!("{}", report::summary(snap, plan));
+    let refused = guard_daemon(job, plan);
     if read_only {
-        let code = match &refused {
-            Err(e) => e.code,
-            Ok(()) => verdict_code(&snap, &plan, job),
+        let verdict = match refused {
+            Err(e) => {
+                warn!("{e}");
+                Some(e)
+            }
+            Ok(()) => verdict_error(snap, plan, job),
         };
-        if let Err(e) = refused {
-            warn!("{e}");
-        }
-        output(job, &snap, &plan, None, code);
+        let code = verdict.as_ref().map_or(Code::Ready, |e| e.code);
+        found.verdict = verdict;
         return Ok((code, guard));
     }
     // A live daemon is not semprep's fault: the refusal (4) stands in hook
     // mode too, unlike a busy lock. `exec` still starts its program.
     if let Err(e) = refused {
         error!("{e}");
-        return Ok((e.code, guard));
+        let code = e.code;
+        found.verdict = Some(e);
+        return Ok((code, guard));
     }
     let ctx = apply::Context {
         min_age: job.params.min_age,
@@ -265,38 +311,32 @@ fn change(job: &Job, budget: &Budget) -> Result<(Code, Option<LockGuard>), Error
         sem_path: Path::new(crate::limits::SEM_PATH),
         persist: job.persist.as_deref(),
     };
-    let applied = apply::apply(&snap, &plan, &ctx).map_err(Error::failure)?;
-    let code = outcome(job, &snap, &plan, &applied)?;
-    output(job, &snap, &plan, Some(&applied), code);
+    let applied = apply::apply(snap, plan, &ctx).map_err(Error::failure)?;
+    let applied = &*found.applied.insert(applied);
+    let code = outcome(job, snap, plan, applied, &mut found.verdict)?;
     Ok((code, guard))
 }
 
-fn output(job: &Job, snap: &Snapshot, plan: &Plan, applied: Option<&Applied>, code: Code) {
-    if job.json {
-        let doc = crate::json::json_doc(job.name, snap, plan, &job.params, applied, code);
-        crate::json::emit_json(&doc);
-    } else if job.guard.dry_run {
-        report::emit(&report::plan_text(snap, plan));
-    } else if job.params.policy == Policy::Report {
-        info!("{}", report::summary(snap, plan));
-    }
-}
-
-/// The exit code for a plan's verdict, logging the explanation when short.
-fn verdict_code(snap: &Snapshot, plan: &Plan, job: &Job) -> Code {
+/// The plan's verdict as an error (exit 3) when headroom stays short,
+/// logged with its explanation.
+fn verdict_error(snap: &Snapshot, plan: &Plan, job: &Job) -> Option<Error> {
     if plan.verdict != Verdict::Short {
-        return Code::Ready;
+        return None;
     }
-    error!(
-        "{}",
-        crate::explain::short(snap, plan, &plan.after, &job.params)
-    );
-    Code::Short
+    let msg = crate::explain::short(snap, plan, &plan.after, &job.params);
+    error!("{msg}");
+    Some(Error::new(Code::Short, msg))
 }
 
 /// Logs what was done and works out the exit code from the kernel's
-/// usage after the changes.
-fn outcome(job: &Job, snap: &Snapshot, plan: &Plan, applied: &Applied) -> Result<Code, Error> {
+/// usage after the changes; `verdict` gets the error that exit 3 stands for.
+fn outcome(
+    job: &Job,
+    snap: &Snapshot,
+    plan: &Plan,
+    applied: &Applied,
+    verdict: &mut Option<Error>,
+) -> Result<Code, Error> {
     crate::explain::log_applied(snap, plan, applied);
     if applied.timed_out {
         let msg = "time budget (--timeout) ran out before every residual cookie was removed; \
@@ -316,6 +356,7 @@ fn outcome(job: &Job, snap: &Snapshot, plan: &Plan, applied: &Applied) -> Result
             msg = format!("{e}; {msg}");
         }
         error!("{msg}");
+        *verdict = Some(Error::new(Code::Short, msg));
         return Ok(Code::Short);
     }
     if let Some(e) = &applied.raise_error {
