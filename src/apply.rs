@@ -7,7 +7,7 @@
 
 use crate::limits::{self, Limits};
 use crate::plan::{Class, Plan, classify};
-use crate::snapshot::{self, SemSet};
+use crate::snapshot::{self, PidNamespace, SemSet};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -44,14 +44,20 @@ pub struct Context<'a> {
 }
 
 /// Why a planned removal must not happen now, or `None` if it may.
-fn recheck(planned: &SemSet, now: &SemSet, min_age: u64, at: i64) -> Option<String> {
+fn recheck(
+    planned: &SemSet,
+    now: &SemSet,
+    min_age: u64,
+    pid_ns: PidNamespace,
+    at: i64,
+) -> Option<String> {
     if now.stat.key != planned.stat.key {
         return Some("key changed".into());
     }
     if (now.stat.otime, now.stat.ctime) != (planned.stat.otime, planned.stat.ctime) {
         return Some("used since it was read".into());
     }
-    match classify(now, min_age, at) {
+    match classify(now, min_age, pid_ns, at) {
         Class::Residual => None,
         other => Some(other.reasons().join(", ")),
     }
@@ -99,7 +105,7 @@ const REMOVALS_PER_THREAD: usize = 2048;
 /// Re-checks and removes `sets` one by one: each set is re-read by semid
 /// immediately before its own IPC_RMID. `stop` ends every worker early once
 /// one has failed or run out of time.
-fn remove_sets(sets: &[&SemSet], ctx: &Context, stop: &AtomicBool) -> Part {
+fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &AtomicBool) -> Part {
     let mut part = Part::default();
     let mut owners = snapshot::Owners::default();
     for planned in sets {
@@ -130,7 +136,7 @@ fn remove_sets(sets: &[&SemSet], ctx: &Context, stop: &AtomicBool) -> Part {
             part.skipped.push(skip("gone before removal".into()));
             continue;
         };
-        if let Some(why) = recheck(planned, &current, ctx.min_age, (ctx.now)()) {
+        if let Some(why) = recheck(planned, &current, ctx.min_age, pid_ns, (ctx.now)()) {
             part.skipped.push(skip(why));
             continue;
         }
@@ -158,13 +164,13 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
     let threads = snapshot::threads_for(planned.len(), REMOVALS_PER_THREAD);
     let stop = AtomicBool::new(false);
     let parts: Vec<Part> = if threads <= 1 {
-        vec![remove_sets(&planned, ctx, &stop)]
+        vec![remove_sets(&planned, snap.pid_namespace, ctx, &stop)]
     } else {
         let chunk = planned.len().div_ceil(threads);
         std::thread::scope(|s| {
             let handles: Vec<_> = planned
                 .chunks(chunk)
-                .map(|c| s.spawn(|| remove_sets(c, ctx, &stop)))
+                .map(|c| s.spawn(|| remove_sets(c, snap.pid_namespace, ctx, &stop)))
                 .collect();
             handles
                 .into_iter()

@@ -1,7 +1,7 @@
 //! Classification and planning: pure functions of (snapshot, policy, now).
 
 use crate::limits::Limits;
-use crate::snapshot::{Owner, SemSet, Snapshot};
+use crate::snapshot::{Owner, PidNamespace, SemSet, Snapshot};
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -73,8 +73,26 @@ pub fn age(set: &SemSet, now: i64) -> u64 {
     now.saturating_sub(last).max(0) as u64
 }
 
-/// Classifies a set whose key carries the dm magic (DESIGN.md §3).
-pub fn classify(set: &SemSet, min_age: u64, now: i64) -> Class {
+/// Why a GETPID of 0 proves nothing when semprep is not in the host's pid
+/// namespace, or `None` when it does (the owner is gone, or never was).
+fn owner_unseen(pid_ns: PidNamespace) -> Option<&'static str> {
+    match pid_ns {
+        PidNamespace::Initial => None,
+        PidNamespace::Child => Some(
+            "owner-unseen (semprep runs in a child pid namespace: the last-op pid is not \
+             visible; run it in the host's pid namespace)",
+        ),
+        PidNamespace::Unknown => Some(
+            "owner-unseen (/proc/self/ns/pid is unreadable, so the last-op pid may be one \
+             semprep cannot see; run it in the host's pid namespace with /proc mounted)",
+        ),
+    }
+}
+
+/// Classifies a set whose key carries the dm magic (docs/design.md).
+/// `pid_ns` is the reader's pid namespace: outside the initial one a
+/// GETPID of 0 may hide a live owner.
+pub fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> Class {
     let s = &set.stat;
     let mut foreign = Vec::new();
     if !crate::snapshot::has_cookie_magic(s.key) {
@@ -108,8 +126,10 @@ pub fn classify(set: &SemSet, min_age: u64, now: i64) -> Class {
                     d.zcnt, d.ncnt
                 ));
             }
-            if let Owner::Alive { pid, comm } = &d.owner {
-                busy.push(format!("owner-alive (pid {pid}, {comm})"));
+            match &d.owner {
+                Owner::Alive { pid, comm } => busy.push(format!("owner-alive (pid {pid}, {comm})")),
+                Owner::Unknown => busy.extend(owner_unseen(pid_ns).map(str::to_owned)),
+                Owner::Gone { .. } => {}
             }
         }
     }
@@ -235,7 +255,7 @@ pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, String> {
             semid: s.semid,
             key: s.stat.key,
             age: age(s, now),
-            class: classify(s, p.min_age, now),
+            class: classify(s, p.min_age, snap.pid_namespace, now),
         })
         .collect();
     let remove: Vec<i32> = if p.policy.removes() {

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::limits::Limits;
-use crate::snapshot::{Detail, Owner, SemSet, Snapshot};
+use crate::snapshot::{Detail, Owner, PidNamespace, SemSet, Snapshot};
 use crate::sysv::SetStat;
 
 const NOW: i64 = 1_000_000;
@@ -135,8 +135,95 @@ fn classifies_every_shape_and_reason() {
         ),
     ];
     for (name, set, want) in cases {
-        assert_eq!(classify(&set, 300, NOW), want, "{name}");
+        assert_eq!(
+            classify(&set, 300, PidNamespace::Initial, NOW),
+            want,
+            "{name}"
+        );
     }
+}
+
+/// GETPID reads 0 both for "no last-op process" and for one outside the
+/// reader's pid namespace: only the initial pid namespace sees every pid.
+#[test]
+fn an_unseen_owner_is_busy_outside_the_initial_pid_namespace() {
+    use PidNamespace::*;
+    let child = "owner-unseen (semprep runs in a child pid namespace: the last-op pid is not \
+                 visible; run it in the host's pid namespace)";
+    let unknown = "owner-unseen (/proc/self/ns/pid is unreadable, so the last-op pid may be one \
+                   semprep cannot see; run it in the host's pid namespace with /proc mounted)";
+    let unseen = || with(cookie(1), |s| detail(s).owner = Owner::Unknown);
+    let alive = Owner::Alive {
+        pid: 7,
+        comm: "dockerd".into(),
+    };
+    // (name, set, reader's pid namespace, class)
+    let cases: Vec<(&str, SemSet, PidNamespace, Class)> = vec![
+        ("pid 0 on the host", unseen(), Initial, Class::Residual),
+        (
+            "pid 0 in a child",
+            unseen(),
+            Child,
+            Class::Busy(strings(&[child])),
+        ),
+        (
+            "pid 0, cannot tell",
+            unseen(),
+            Unknown,
+            Class::Busy(strings(&[unknown])),
+        ),
+        ("a gone pid in a child", cookie(1), Child, Class::Residual),
+        (
+            "a live pid in a child",
+            with(cookie(1), |s| detail(s).owner = alive.clone()),
+            Child,
+            Class::Busy(strings(&["owner-alive (pid 7, dockerd)"])),
+        ),
+        (
+            "pid 0 in a child, with a waiter and young",
+            with(unseen(), |s| {
+                s.stat.otime = NOW - 5;
+                detail(s).zcnt = 1;
+            }),
+            Child,
+            Class::Busy(strings(&[
+                "waiters (1 for zero, 0 for increase)",
+                child,
+                "young (5s)",
+            ])),
+        ),
+        (
+            "a look-alike stays foreign",
+            with(unseen(), |s| s.stat.nsems = 2),
+            Child,
+            Class::Foreign(strings(&["nsems 2"])),
+        ),
+        (
+            "unreadable stays unreadable",
+            with(cookie(1), |s| s.detail = Err("needs root".into())),
+            Child,
+            Class::Busy(strings(&["unreadable (needs root)"])),
+        ),
+    ];
+    for (name, set, pid_ns, want) in cases {
+        assert_eq!(classify(&set, 300, pid_ns, NOW), want, "{name}");
+    }
+    // The plan follows: nothing is removed from a child pid namespace
+    // when every owner reads 0.
+    let mut s = snap(
+        (250, 32000, 32, 128),
+        128,
+        (1..=100)
+            .map(|i| with(cookie(i), |s| detail(s).owner = Owner::Unknown))
+            .collect(),
+    );
+    assert_eq!(
+        plan(&s, &params(Policy::Auto), NOW).unwrap().remove.len(),
+        100
+    );
+    s.pid_namespace = Child;
+    let p = plan(&s, &params(Policy::Auto), NOW).unwrap();
+    assert_eq!((p.remove.len(), p.count("busy")), (0, 100));
 }
 
 #[test]
@@ -153,7 +240,7 @@ fn age_boundary_uses_the_later_of_otime_and_ctime() {
     for (otime, ctime, min_age, residual) in cases {
         let s = with(cookie(1), |s| (s.stat.otime, s.stat.ctime) = (otime, ctime));
         assert_eq!(
-            classify(&s, min_age, NOW) == Class::Residual,
+            classify(&s, min_age, PidNamespace::Initial, NOW) == Class::Residual,
             residual,
             "otime {otime} ctime {ctime} min_age {min_age}"
         );
@@ -173,6 +260,7 @@ fn snap(limits: (u32, u32, u32, u32), sets_in_use: u64, sets: Vec<SemSet>) -> Sn
         sems_in_use: sets_in_use,
         sets,
         privileged: true,
+        pid_namespace: PidNamespace::Initial,
     }
 }
 
