@@ -108,6 +108,7 @@ const REMOVALS_PER_THREAD: usize = 2048;
 fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &AtomicBool) -> Part {
     let mut part = Part::default();
     let mut owners = snapshot::Owners::default();
+    crate::budget::step("removing residual cookies (semctl IPC_RMID)");
     for planned in sets {
         let semid = planned.semid;
         if stop.load(Ordering::Relaxed) {
@@ -199,10 +200,12 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
         // A refused raise (read-only /proc/sys in a container, EINVAL above
         // IPCMNI) is an outcome, not a crash: the caller decides whether
         // the daemon can still start.
+        crate::budget::step(format!("writing {}", ctx.sem_path.display()));
         match raise(ctx.sem_path, &target) {
             Ok(read_back) => {
                 out.raised = Some(read_back);
                 if let Some(file) = ctx.persist {
+                    crate::budget::step(format!("writing {}", file.display()));
                     persist(file, &read_back)?;
                     out.persisted = Some(file.display().to_string());
                 }
@@ -215,11 +218,17 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
 
 /// Writes all four limits in one write and reads them back to verify.
 fn raise(path: &Path, target: &Limits) -> Result<Limits, String> {
+    let shown = path.display();
     limits::write(path, target).map_err(|e| {
-        format!(
-            "cannot raise the limits: writing \"{target}\" to {}: {e}",
-            path.display()
-        )
+        let mut msg = format!("cannot raise the limits: writing \"{target}\" to {shown}: {e}");
+        if e.raw_os_error() == Some(libc::EROFS) {
+            msg.push_str(&format!(
+                "; {shown} is on a read-only file system, as in a container: raise kernel.sem \
+                 from the host, in this IPC namespace (`nsenter --target PID --ipc sysctl -w \
+                 kernel.sem=\"{target}\"`, PID being a process of the container)"
+            ));
+        }
+        msg
     })?;
     let read_back = limits::read(path).map_err(|e| e.to_string())?;
     if read_back != *target {

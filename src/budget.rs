@@ -14,6 +14,25 @@ use std::time::{Duration, Instant};
 /// How long after the deadline the watchdog waits for the orderly path.
 const GRACE: Duration = Duration::from_millis(300);
 
+/// What the run is doing now, for the watchdog's message when a step hangs
+/// (a `/proc/sys/kernel/sem` that never answers, say).
+static STEP: Mutex<String> = Mutex::new(String::new());
+
+/// Records what the run does next, for the watchdog's message.
+pub fn step(what: impl Into<String>) {
+    *STEP.lock().unwrap_or_else(|p| p.into_inner()) = what.into();
+}
+
+/// ` while reading /proc/sys/kernel/sem`: the step in progress, if any.
+pub fn during() -> String {
+    let step = STEP.lock().unwrap_or_else(|p| p.into_inner());
+    if step.is_empty() {
+        String::new()
+    } else {
+        format!(" while {step}")
+    }
+}
+
 pub struct Budget {
     deadline: Instant,
     total: Duration,

@@ -520,3 +520,120 @@ fn headroom_counts_free_sets_and_semaphores() {
         assert_eq!(headroom(&l, sets, sems, 32).short, short, "{sets} {sems}");
     }
 }
+
+/// libdm needs one semaphore per set and one operation per semop: SEMMSL or
+/// SEMOPM 0 fails every cookie, whatever SEMMNI says. Short, raised to the
+/// kernel's historic defaults under auto and raise, short under clean and
+/// report.
+#[test]
+fn semmsl_or_semopm_zero_is_short() {
+    use Verdict::*;
+    // (name, limits, policy, limits after the plan, verdict)
+    type Case = (
+        &'static str,
+        (u32, u32, u32, u32),
+        Policy,
+        (u32, u32, u32, u32),
+        Verdict,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "SEMMSL 0, auto",
+            (0, 32000, 32, 128),
+            Policy::Auto,
+            (250, 32000, 32, 128),
+            Fixed,
+        ),
+        (
+            "SEMOPM 0, auto",
+            (250, 32000, 0, 128),
+            Policy::Auto,
+            (250, 32000, 32, 128),
+            Fixed,
+        ),
+        (
+            "both 0, raise",
+            (0, 32000, 0, 128),
+            Policy::Raise,
+            (250, 32000, 32, 128),
+            Fixed,
+        ),
+        (
+            "SEMMSL 0, clean",
+            (0, 32000, 32, 128),
+            Policy::Clean,
+            (0, 32000, 32, 128),
+            Short,
+        ),
+        (
+            "SEMOPM 0, report",
+            (250, 32000, 0, 128),
+            Policy::Report,
+            (250, 32000, 0, 128),
+            Short,
+        ),
+        (
+            "SEMMSL 1 is enough",
+            (1, 32000, 1, 128),
+            Policy::Auto,
+            (1, 32000, 1, 128),
+            Ready,
+        ),
+        (
+            "SEMMSL 0 and sets short: both raised",
+            (0, 32000, 32, 20),
+            Policy::Auto,
+            (250, 32000, 32, 42),
+            Fixed,
+        ),
+    ];
+    for (name, limits, policy, want, verdict) in cases {
+        let s = snap(limits, 10, vec![]);
+        let p = plan(&s, &params(policy), NOW).unwrap();
+        let l = p.raise.unwrap_or(s.limits);
+        assert_eq!(
+            (l.semmsl, l.semmns, l.semopm, l.semmni),
+            want,
+            "{name}: limits"
+        );
+        assert_eq!(p.verdict, verdict, "{name}: verdict");
+        assert_eq!(p.before.short, verdict != Ready, "{name}: short before");
+        assert_eq!(
+            (p.before.semmsl_short, p.before.semopm_short),
+            (limits.0 == 0, limits.2 == 0),
+            "{name}: which field"
+        );
+    }
+}
+
+/// No SEMMNI can leave more sets free than the kernel's maximum.
+#[test]
+fn a_reserve_above_the_kernels_maximum_is_bad_input() {
+    // (kernel maximum, reserve, error)
+    let cases = [
+        (32768, 32768, None),
+        (
+            32768,
+            32769,
+            Some("--reserve 32769 is above the kernel's maximum SEMMNI of 32768"),
+        ),
+        (32768, 40000, Some("use a reserve from 0 to 32768")),
+        (1 << 24, 40000, None),
+        (1 << 24, (1 << 24) + 1, Some("maximum SEMMNI of 16777216")),
+    ];
+    for (max, reserve, want) in cases {
+        let mut s = snap((250, 32000, 32, 128), 10, vec![]);
+        s.kernel_max_semmni = max;
+        for policy in [Policy::Auto, Policy::Clean, Policy::Raise, Policy::Report] {
+            let p = Params {
+                reserve,
+                ..params(policy)
+            };
+            match (plan(&s, &p, NOW), want) {
+                (Ok(_), None) => {}
+                (Err(e), Some(w)) => assert!(e.contains(w), "{max} {reserve}: {e}"),
+                (got, _) => panic!("{max} {reserve} {policy:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}

@@ -139,7 +139,10 @@ fn finish(result: Result<Code, Error>, hook: bool, strict: bool) -> i32 {
 fn start_budget(job: &Job, exec: Option<Vec<OsString>>) -> Budget {
     let (hook, strict, timeout) = (job.hook, job.strict, job.guard.timeout);
     Budget::start(timeout, move || {
-        let msg = format!("time budget of {timeout:?} (--timeout) ran out");
+        let msg = format!(
+            "time budget of {timeout:?} (--timeout) ran out{}",
+            crate::budget::during()
+        );
         match exec {
             Some(program) if !strict => {
                 warn!("{msg}; starting the program anyway");
@@ -158,7 +161,21 @@ fn start_budget(job: &Job, exec: Option<Vec<OsString>>) -> Budget {
 }
 
 fn status(a: &cli::StatusArgs) -> Result<Code, Error> {
-    let snap = snapshot::read(ReadOptions { values: true })?;
+    // Reading the state is bounded like a run: a /proc/sys/kernel/sem that
+    // never answers must not hang a monitoring script. Printing is not: a
+    // reader may page through the report at leisure.
+    let timeout = a.timeout;
+    let budget = Budget::start(timeout, move || {
+        error!(
+            "time budget of {timeout:?} (--timeout) ran out{}: it did not answer; \
+             look at the file or the kernel (dmesg), or pass a larger --timeout",
+            crate::budget::during()
+        );
+        std::process::exit(Code::Failure as i32)
+    });
+    let read = snapshot::read(ReadOptions { values: true });
+    budget.disarm();
+    let snap = read?;
     let p = params(Policy::Report, a.classify.min_age, a.reserve.reserve);
     let plan = plan::plan(&snap, &p, now()).map_err(Error::usage)?;
     if a.output.json {
@@ -287,9 +304,10 @@ fn verdict_code(snap: &Snapshot, plan: &Plan, job: &Job) -> Code {
     if plan.verdict != Verdict::Short {
         return Code::Ready;
     }
+    let limits = plan.raise.unwrap_or(snap.limits);
     error!(
         "{}",
-        crate::explain::short(snap, plan, &plan.after, &job.params)
+        crate::explain::short(snap, plan, &limits, &plan.after, &job.params, None)
     );
     Code::Short
 }
@@ -311,10 +329,15 @@ fn outcome(job: &Job, snap: &Snapshot, plan: &Plan, applied: &Applied) -> Result
     let (sets, sems) = snapshot::usage().map_err(Error::failure)?;
     let now_room = plan::headroom(&limits, sets, sems, job.params.reserve);
     if now_room.short {
-        let mut msg = crate::explain::short(snap, plan, &now_room, &job.params);
-        if let Some(e) = &applied.raise_error {
-            msg = format!("{e}; {msg}");
-        }
+        // A refused write, not the policy or the cap, is what stood in the way.
+        let msg = crate::explain::short(
+            snap,
+            plan,
+            &limits,
+            &now_room,
+            &job.params,
+            applied.raise_error.as_deref(),
+        );
         error!("{msg}");
         return Ok(Code::Short);
     }

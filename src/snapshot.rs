@@ -222,11 +222,16 @@ fn scan(
 /// over the cores: every read here is read-only, and threads share the
 /// caller's IPC namespace.
 pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
+    use crate::budget::step;
     use crate::error::Error;
+    step(format!("reading {}", limits::SEM_PATH));
     let limits = limits::read(Path::new(limits::SEM_PATH))?;
+    step("reading /proc/cmdline");
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    step("reading /proc/self/ns/pid");
     let pid_namespace = pid_namespace();
     let privileged = nix::unistd::geteuid().is_root();
+    step("reading the semaphore sets (semctl SEM_INFO, SEM_STAT)");
     let info = sysv::sem_info().map_err(|e| Error::failure(format!("semctl(SEM_INFO): {e}")))?;
 
     // SEM_INFO's highest index is 0 both when index 0 is used and when
@@ -267,6 +272,7 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
         }
         sets
     };
+    step("");
     Ok(Snapshot {
         limits,
         kernel_max_semmni: limits::kernel_max_semmni(&cmdline),
