@@ -25,8 +25,12 @@ pub struct Skip {
 pub struct Applied {
     pub removed: Vec<i32>,
     pub skipped: Vec<Skip>,
-    /// The limits read back after a raise.
+    /// The limits read back after semprep's raise.
     pub raised: Option<Limits>,
+    /// `kernel.sem` as re-read right before a planned raise, when it already
+    /// met the target in every field: another writer raised it since the
+    /// snapshot, so semprep wrote nothing.
+    pub raised_by_other: Option<Limits>,
     pub persisted: Option<String>,
     /// Why the planned raise did not happen.
     pub raise_error: Option<String>,
@@ -202,7 +206,7 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
         // the daemon can still start.
         crate::budget::step(format!("writing {}", ctx.sem_path.display()));
         match raise(ctx.sem_path, &target) {
-            Ok(read_back) => {
+            Ok(Raise::Wrote(read_back)) => {
                 out.raised = Some(read_back);
                 if let Some(file) = ctx.persist {
                     crate::budget::step(format!("writing {}", file.display()));
@@ -210,34 +214,51 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
                     out.persisted = Some(file.display().to_string());
                 }
             }
+            Ok(Raise::AlreadyMet(found)) => out.raised_by_other = Some(found),
             Err(e) => out.raise_error = Some(e),
         }
     }
     Ok(out)
 }
 
-/// Writes all four limits in one write and reads them back to verify.
-fn raise(path: &Path, target: &Limits) -> Result<Limits, String> {
+enum Raise {
+    /// semprep wrote; the limits read back.
+    Wrote(Limits),
+    /// The re-read limits already met the target: nothing written.
+    AlreadyMet(Limits),
+}
+
+/// Raises to at least `target` without lowering anything: re-reads the
+/// file right before writing (another tool such as sysctl or tuned may have
+/// written since the snapshot), writes the field-by-field larger of the
+/// two in one write, and reads back. A read-back at least the target in
+/// every field is success: another writer may have raised further.
+fn raise(path: &Path, target: &Limits) -> Result<Raise, String> {
     let shown = path.display();
-    limits::write(path, target).map_err(|e| {
-        let mut msg = format!("cannot raise the limits: writing \"{target}\" to {shown}: {e}");
+    let current = limits::read(path)
+        .map_err(|e| format!("cannot raise the limits: re-reading before the write: {e}"))?;
+    let to = current.max(target);
+    if to == current {
+        return Ok(Raise::AlreadyMet(current));
+    }
+    limits::write(path, &to).map_err(|e| {
+        let mut msg = format!("cannot raise the limits: writing \"{to}\" to {shown}: {e}");
         if e.raw_os_error() == Some(libc::EROFS) {
             msg.push_str(&format!(
                 "; {shown} is on a read-only file system, as in a container: raise kernel.sem \
                  from the host, in this IPC namespace (`nsenter --target PID --ipc sysctl -w \
-                 kernel.sem=\"{target}\"`, PID being a process of the container)"
+                 kernel.sem=\"{to}\"`, PID being a process of the container)"
             ));
         }
         msg
     })?;
     let read_back = limits::read(path).map_err(|e| e.to_string())?;
-    if read_back != *target {
+    if !read_back.covers(target) {
         return Err(format!(
-            "the kernel kept {} = \"{read_back}\" after semprep wrote \"{target}\"",
-            path.display()
+            "the kernel kept {shown} = \"{read_back}\" after semprep wrote \"{to}\""
         ));
     }
-    Ok(read_back)
+    Ok(Raise::Wrote(read_back))
 }
 
 /// Writes `kernel.sem` to a sysctl.d file atomically: temp file, fsync,

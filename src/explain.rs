@@ -97,6 +97,16 @@ pub fn short(
     )
 }
 
+/// A planned raise another writer had already made.
+pub fn raised_by_other(snap: &Snapshot, plan: &Plan, found: &Limits) -> String {
+    format!(
+        "kernel.sem is already \"{found}\", at least the \"{}\" semprep planned from \"{}\": \
+         another writer raised it meanwhile, so semprep wrote nothing",
+        plan.raise.unwrap_or(*found),
+        snap.limits
+    )
+}
+
 /// One or two info lines on what the run changed; nothing when it changed
 /// nothing (quiet when all is well).
 pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {

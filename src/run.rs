@@ -316,6 +316,9 @@ fn verdict_code(snap: &Snapshot, plan: &Plan, job: &Job) -> Code {
 /// usage after the changes.
 fn outcome(job: &Job, snap: &Snapshot, plan: &Plan, applied: &Applied) -> Result<Code, Error> {
     crate::explain::log_applied(snap, plan, applied);
+    if let Some(found) = &applied.raised_by_other {
+        info!("{}", crate::explain::raised_by_other(snap, plan, found));
+    }
     if applied.timed_out {
         let msg = "time budget (--timeout) ran out before every residual cookie was removed; \
                    the next run removes the rest";
@@ -325,7 +328,10 @@ fn outcome(job: &Job, snap: &Snapshot, plan: &Plan, applied: &Applied) -> Result
             return Err(Error::failure(msg));
         }
     }
-    let limits = applied.raised.unwrap_or(snap.limits);
+    let limits = applied
+        .raised
+        .or(applied.raised_by_other)
+        .unwrap_or(snap.limits);
     let (sets, sems) = snapshot::usage().map_err(Error::failure)?;
     let now_room = plan::headroom(&limits, sets, sems, job.params.reserve);
     if now_room.short {

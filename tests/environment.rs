@@ -1,12 +1,12 @@
 //! Hosts that are not what semprep would like them to be: it runs in a
-//! child pid namespace, the settings or the limits are odd, /proc/sys
-//! never answers. Each test in its own IPC namespace.
+//! child pid namespace, another tool writes kernel.sem meanwhile, the
+//! settings or the limits are odd, /proc/sys never answers. Each test in its own IPC namespace.
 
 mod common;
 use common::*;
-use semprep::sysv;
+use semprep::{apply, plan, snapshot, sysv};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// semprep (with `sb`'s settings) inside `wrapper`, e.g. `unshare --pid`.
 fn wrapped(sb: &Sandbox, wrapper: &[&str], args: &[&str]) -> Output {
@@ -27,6 +27,10 @@ const CHILD_PID_NS: &[&str] = &["unshare", "--pid", "--fork", "--mount-proc"];
 fn fields(sem: &str) -> [u32; 4] {
     let v: Vec<u32> = sem.split_whitespace().map(|f| f.parse().unwrap()).collect();
     [v[0], v[1], v[2], v[3]]
+}
+
+fn covers(a: [u32; 4], b: [u32; 4]) -> bool {
+    a.iter().zip(b).all(|(x, y)| *x >= y)
 }
 
 // ------------------------------------------------------ pid namespaces
@@ -85,6 +89,169 @@ fn an_owner_outside_our_pid_namespace_keeps_its_cookie() {
     let o = sb.run(&["clean", "--min-age", "0"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(semids(), vec![owned]);
+}
+
+// ------------------------------------------------ a concurrent writer
+
+fn unix_now() -> i64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    t.unwrap().as_secs() as i64
+}
+
+/// Other writers' kernel.sem, each against semprep's snapshot "250 32000 32
+/// 128" and its target "250 32000 32 256".
+const WRITERS: [&str; 6] = [
+    "300 32000 40 32000", // above the target everywhere: nothing to write
+    "250 32000 32 200",   // SEMMNI between the snapshot and the target
+    "500 64000 64 128",   // other fields raised, SEMMNI untouched
+    "250 32000 32 256",   // exactly the target
+    "251 31999 33 300",   // SEMMNS lowered, the rest raised
+    "250 32000 32 20020",
+];
+
+/// Between semprep's snapshot and its raise, another tool (sysctl, tuned,
+/// an operator) writes kernel.sem. semprep re-reads right before writing
+/// and never writes any field below what it finds.
+#[test]
+fn a_raise_never_lowers_what_another_writer_set() {
+    let sb = Sandbox::new();
+    fixture(&["foreign", "--count", "128"]);
+    let rules = plan::Params {
+        policy: plan::Policy::Raise,
+        min_age: 0,
+        reserve: 32,
+        max_semmni: None,
+        semmni: None,
+    };
+    let ctx = apply::Context {
+        min_age: 0,
+        now: &unix_now,
+        deadline: None,
+        sem_path: std::path::Path::new("/proc/sys/kernel/sem"),
+        persist: None,
+    };
+    for round in 0..4 {
+        for other in WRITERS {
+            sb.limits("250 32000 32 128");
+            let snap = snapshot::read(snapshot::ReadOptions::default()).unwrap();
+            let p = plan::plan(&snap, &rules, unix_now()).unwrap();
+            let target = p.raise.expect("a raise is planned");
+            assert_eq!(target.to_string(), "250 32000 32 256");
+            sb.limits(other);
+            let done = apply::apply(&snap, &p, &ctx).unwrap();
+            let now = fields(&kernel_sem());
+            let what = format!("round {round}, other writer {other:?}: now {now:?}");
+            assert_eq!(done.raise_error, None, "{what}");
+            assert!(covers(now, fields(other)), "{what}: a field was lowered");
+            assert!(
+                covers(now, [250, 32000, 32, 256]),
+                "{what}: below the target"
+            );
+            let wrote = done.raised.is_some();
+            assert_eq!(
+                wrote,
+                !covers(fields(other), [250, 32000, 32, 256]),
+                "{what}: wrote only if something had to rise"
+            );
+            assert_eq!(done.raised_by_other.is_some(), !wrote, "{what}");
+        }
+    }
+}
+
+fn sets_in_use() -> u64 {
+    sysv::sem_info().unwrap().sets
+}
+
+/// Runs `cmd` (semprep, removing `cookies` of the sets in use) and freezes
+/// it with SIGSTOP once its removals have begun. Returns the child and the
+/// sets in use while it is frozen: fewer than at the start, and more than
+/// the sets it leaves alone when the removals were caught in the middle.
+fn freeze_mid_removal(cmd: &mut Command) -> (Proc, u64) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let start = sets_in_use();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let p = Proc(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while sets_in_use() == start {
+        assert!(Instant::now() < deadline, "semprep never started removing");
+        std::hint::spin_loop();
+    }
+    kill(Pid::from_raw(p.pid()), Signal::SIGSTOP).unwrap();
+    // Stopped means every thread of it is: wait until /proc says so.
+    wait_until("semprep to stop", || {
+        std::fs::read_to_string(format!("/proc/{}/stat", p.pid())).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('T')
+        })
+    });
+    (p, sets_in_use())
+}
+
+fn resume_and_wait(mut p: Proc) -> (i32, String) {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::io::Read;
+    kill(Pid::from_raw(p.pid()), Signal::SIGCONT).unwrap();
+    let mut err = String::new();
+    p.0.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = p.0.wait().unwrap();
+    (status.code().unwrap_or(-1), err)
+}
+
+/// The same race through the binary, with a real snapshot-to-raise gap:
+/// semprep is frozen in the middle of its removals (after its snapshot,
+/// before its raise) while another writer writes kernel.sem. Many tries.
+#[test]
+fn a_concurrent_writer_during_a_run_is_never_lowered() {
+    let sb = Sandbox::new();
+    let (cookies, foreign) = (2000u64, 100u64);
+    let mut caught = 0;
+    // Against the snapshot "250 32000 32 2100" and the target "250 32000
+    // 32 4200", as WRITERS against theirs.
+    let writers = [
+        "300 32000 40 32000",
+        "250 32000 32 3000",
+        "500 64000 64 2100",
+        "250 32000 32 4200",
+        "251 31999 33 5000",
+        "250 32000 32 20020",
+    ];
+    for (i, other) in writers.iter().cycle().take(18).enumerate() {
+        // SEMMNI full; removing every cookie leaves 2000 free of the 2050
+        // reserve: the plan raises SEMMNI to 4200.
+        sb.limits(&format!("250 32000 32 {}", cookies + foreign));
+        fixture(&["foreign", "--count", &foreign.to_string()]);
+        fixture(&["cookie", "--count", &cookies.to_string()]);
+        let mut cmd = sb.semprep();
+        cmd.args(["run", "--min-age", "0", "--reserve", "2050"]);
+        let (p, frozen) = freeze_mid_removal(&mut cmd);
+        sb.limits(other);
+        let (rc, err) = resume_and_wait(p);
+        let now = fields(&kernel_sem());
+        let what = format!("try {i}, other writer {other:?}: now {now:?}: {err}");
+        assert_eq!(rc, 0, "{what}");
+        if frozen > foreign {
+            // Caught mid-removal, so before the raise: the write came first.
+            caught += 1;
+            assert!(covers(now, fields(other)), "{what}: a field was lowered");
+        }
+        assert!(covers(now, [250, 32000, 32, 4200]), "{what}");
+        for id in semids() {
+            sysv::remove(id).unwrap();
+        }
+    }
+    assert!(
+        caught >= 9,
+        "only {caught} of 18 tries froze semprep mid-removal"
+    );
 }
 
 // --------------------------------------------------- bad settings
