@@ -34,7 +34,9 @@ pub struct Applied {
     pub persisted: Option<String>,
     /// Why the planned raise did not happen.
     pub raise_error: Option<String>,
-    /// Set when the time budget ran out before the plan was done.
+    /// Set when the time budget ran out before every planned removal was
+    /// done; the raise the policy allows was then decided from the real
+    /// usage instead of the plan's.
     pub timed_out: bool,
 }
 
@@ -42,6 +44,8 @@ pub struct Context<'a> {
     pub min_age: u64,
     /// Shared by the removal threads, hence `Sync`.
     pub now: &'a (dyn Fn() -> i64 + Sync),
+    /// When the removals stop: early enough that the raise still fits in
+    /// the time budget (`Budget::removal_deadline`).
     pub deadline: Option<Instant>,
     pub sem_path: &'a Path,
     pub persist: Option<&'a Path>,
@@ -196,11 +200,22 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
         out.skipped.append(&mut part.skipped);
         out.timed_out |= part.timed_out;
     }
-    if out.timed_out {
-        return Ok(out);
-    }
-
-    if let Some(target) = plan.raise {
+    let target = if out.timed_out {
+        // The plan's raise assumed every removal done. The cheap fix (one
+        // write) must not be lost with the rest: decide it again from the
+        // real state.
+        match plan.rule.map(|rule| raise_now(ctx.sem_path, &rule)) {
+            None => None,
+            Some(Ok(target)) => target,
+            Some(Err(e)) => {
+                out.raise_error = Some(e);
+                None
+            }
+        }
+    } else {
+        plan.raise
+    };
+    if let Some(target) = target {
         // A refused raise (read-only /proc/sys in a container, EINVAL above
         // IPCMNI) is an outcome, not a crash: the caller decides whether
         // the daemon can still start.
@@ -219,6 +234,15 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
         }
     }
     Ok(out)
+}
+
+/// The raise `rule` calls for given the limits and usage right now (one
+/// read of the file, one SEM_INFO), when the removals stopped early.
+fn raise_now(path: &Path, rule: &crate::plan::RaiseRule) -> Result<Option<Limits>, String> {
+    crate::budget::step(format!("reading {}", path.display()));
+    let limits = limits::read(path).map_err(|e| format!("cannot decide the raise: {e}"))?;
+    let (sets, sems) = snapshot::usage().map_err(|e| format!("cannot decide the raise: {e}"))?;
+    Ok(rule.raise(&limits, sets, sems))
 }
 
 enum Raise {

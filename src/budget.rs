@@ -14,6 +14,11 @@ use std::time::{Duration, Instant};
 /// How long after the deadline the watchdog waits for the orderly path.
 const GRACE: Duration = Duration::from_millis(300);
 
+/// How long before the deadline the removals stop, at most: the raise the
+/// policy allows (a read, a SEM_INFO, one write, a read-back: well under a
+/// millisecond) and the report must still happen within the budget.
+const RAISE_MARGIN: Duration = Duration::from_millis(50);
+
 /// What the run is doing now, for the watchdog's message when a step hangs
 /// (a `/proc/sys/kernel/sem` that never answers, say).
 static STEP: Mutex<String> = Mutex::new(String::new());
@@ -75,6 +80,12 @@ impl Budget {
 
     pub fn deadline(&self) -> Instant {
         self.deadline
+    }
+
+    /// When removals stop: a margin (a quarter of the budget at most)
+    /// before the deadline, so that the raise still fits.
+    pub fn removal_deadline(&self) -> Instant {
+        self.deadline - RAISE_MARGIN.min(self.total / 4)
     }
 
     pub fn total(&self) -> Duration {

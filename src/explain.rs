@@ -97,6 +97,16 @@ pub fn short(
     )
 }
 
+/// The time budget ended the removals early: how far they got.
+pub fn ran_out(plan: &Plan, applied: &Applied, total: std::time::Duration) -> String {
+    format!(
+        "the time budget of {total:?} (--timeout) ran out after removing {} of the {} \
+         residual cookies planned; the next run removes the rest",
+        applied.removed.len(),
+        plan.remove.len()
+    )
+}
+
 /// A planned raise another writer had already made.
 pub fn raised_by_other(snap: &Snapshot, plan: &Plan, found: &Limits) -> String {
     format!(

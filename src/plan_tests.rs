@@ -637,3 +637,51 @@ fn a_reserve_above_the_kernels_maximum_is_bad_input() {
         }
     }
 }
+
+/// The rule `apply` uses when the budget ends the removals early: the raise
+/// is decided from the real usage, not the plan's.
+#[test]
+fn the_raise_rule_decides_from_any_usage() {
+    let rule = RaiseRule {
+        reserve: 32,
+        cap: 32768,
+        semmni: None,
+    };
+    let l = Limits {
+        semmsl: 250,
+        semmns: 32000,
+        semopm: 32,
+        semmni: 128,
+    };
+    // (sets, sems in use, new SEMMNI or none)
+    let cases = [
+        (10, 10, None),
+        (96, 96, None),
+        (97, 97, Some(256)),
+        (500, 500, Some(532)),
+    ];
+    for (sets, sems, want) in cases {
+        assert_eq!(
+            rule.raise(&l, sets, sems).map(|l| l.semmni),
+            want,
+            "{sets} {sems}"
+        );
+    }
+    // The plan carries the rule exactly when its policy may raise.
+    let s = snap((250, 32000, 32, 128), 128, residuals(100));
+    for (policy, has) in [
+        (Policy::Auto, true),
+        (Policy::Raise, true),
+        (Policy::Clean, false),
+        (Policy::Report, false),
+    ] {
+        let p = plan(&s, &params(policy), NOW).unwrap();
+        assert_eq!(p.rule.is_some(), has, "{policy:?}");
+    }
+    // Auto with 100 residual cookies plans no raise; if only 10 were
+    // removed before the budget ran out, the rule raises.
+    let p = plan(&s, &params(Policy::Auto), NOW).unwrap();
+    assert_eq!(p.raise, None);
+    let raised = p.rule.unwrap().raise(&s.limits, 118, 118).unwrap();
+    assert_eq!(raised.semmni, 256);
+}

@@ -278,12 +278,12 @@ fn change(job: &Job, budget: &Budget) -> Result<(Code, Option<LockGuard>), Error
     let ctx = apply::Context {
         min_age: job.params.min_age,
         now: &now,
-        deadline: Some(budget.deadline()),
+        deadline: Some(budget.removal_deadline()),
         sem_path: Path::new(crate::limits::SEM_PATH),
         persist: job.persist.as_deref(),
     };
     let applied = apply::apply(&snap, &plan, &ctx).map_err(Error::failure)?;
-    let code = outcome(job, &snap, &plan, &applied)?;
+    let code = outcome(job, &snap, &plan, &applied, budget)?;
     output(job, &snap, &plan, Some(&applied), code);
     Ok((code, guard))
 }
@@ -314,19 +314,16 @@ fn verdict_code(snap: &Snapshot, plan: &Plan, job: &Job) -> Code {
 
 /// Logs what was done and works out the exit code from the kernel's
 /// usage after the changes.
-fn outcome(job: &Job, snap: &Snapshot, plan: &Plan, applied: &Applied) -> Result<Code, Error> {
+fn outcome(
+    job: &Job,
+    snap: &Snapshot,
+    plan: &Plan,
+    applied: &Applied,
+    budget: &Budget,
+) -> Result<Code, Error> {
     crate::explain::log_applied(snap, plan, applied);
     if let Some(found) = &applied.raised_by_other {
         info!("{}", crate::explain::raised_by_other(snap, plan, found));
-    }
-    if applied.timed_out {
-        let msg = "time budget (--timeout) ran out before every residual cookie was removed; \
-                   the next run removes the rest";
-        if job.hook && !job.strict {
-            warn!("{msg}");
-        } else {
-            return Err(Error::failure(msg));
-        }
     }
     let limits = applied
         .raised
@@ -334,18 +331,38 @@ fn outcome(job: &Job, snap: &Snapshot, plan: &Plan, applied: &Applied) -> Result
         .unwrap_or(snap.limits);
     let (sets, sems) = snapshot::usage().map_err(Error::failure)?;
     let now_room = plan::headroom(&limits, sets, sems, job.params.reserve);
+    let ran_out = applied
+        .timed_out
+        .then(|| crate::explain::ran_out(plan, applied, budget.total()));
     if now_room.short {
-        // A refused write, not the policy or the cap, is what stood in the way.
+        // Name what actually stood in the way: a refused write, the time
+        // budget, or else the policy or the cap.
+        let cause = match (&applied.raise_error, &ran_out) {
+            (Some(e), Some(r)) => Some(format!("{r}; {e}")),
+            (Some(e), None) => Some(e.clone()),
+            (None, Some(r)) => Some(format!(
+                "{r}; {}",
+                crate::explain::not_raised(snap, &job.params)
+            )),
+            (None, None) => None,
+        };
         let msg = crate::explain::short(
             snap,
             plan,
             &limits,
             &now_room,
             &job.params,
-            applied.raise_error.as_deref(),
+            cause.as_deref(),
         );
         error!("{msg}");
         return Ok(Code::Short);
+    }
+    if let Some(msg) = ran_out {
+        if job.hook && !job.strict {
+            warn!("{msg}");
+        } else {
+            return Err(Error::failure(msg));
+        }
     }
     if let Some(e) = &applied.raise_error {
         // Headroom is enough without the raise (only `raise --semmni` or a
