@@ -233,6 +233,7 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
             Err(e) => out.raise_error = Some(e),
         }
     }
+    crate::budget::step("");
     Ok(out)
 }
 

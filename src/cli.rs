@@ -73,7 +73,7 @@ pub struct Classify {
 
 #[derive(Args, Debug, Clone)]
 pub struct Reserve {
-    /// Free semaphore sets (and semaphores) the daemon needs
+    /// Free semaphore sets (and semaphores) the daemon needs (at most the kernel's maximum SEMMNI)
     #[arg(long, env = "SEMPREP_RESERVE", default_value_t = 32, value_parser = |t: &str| parse_count(t, 0, 1 << 31), allow_hyphen_values = true, value_name = "N")]
     pub reserve: u64,
 }
