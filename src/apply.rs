@@ -7,7 +7,7 @@
 
 use crate::limits::{self, Limits};
 use crate::plan::{Class, Plan, classify};
-use crate::snapshot::{self, SemSet};
+use crate::snapshot::{self, PidNamespace, SemSet};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
@@ -42,12 +42,18 @@ pub enum SkipReason {
 pub struct Applied {
     pub removed: Vec<i32>,
     pub skipped: Vec<Skip>,
-    /// The limits read back after a raise.
+    /// The limits read back after semprep's raise.
     pub raised: Option<Limits>,
+    /// `kernel.sem` as re-read right before a planned raise, when it already
+    /// met the target in every field: another writer raised it since the
+    /// snapshot, so semprep wrote nothing.
+    pub raised_by_other: Option<Limits>,
     pub persisted: Option<String>,
     /// Why the planned raise did not happen.
     pub raise_error: Option<String>,
-    /// Set when the time budget ran out before the plan was done.
+    /// Set when the time budget ran out before every planned removal was
+    /// done; the raise the policy allows was then decided from the real
+    /// usage instead of the plan's.
     pub timed_out: bool,
 }
 
@@ -55,20 +61,28 @@ pub struct Context<'a> {
     pub min_age: u64,
     /// Shared by the removal threads, hence `Sync`.
     pub now: &'a (dyn Fn() -> i64 + Sync),
+    /// When the removals stop: early enough that the raise still fits in
+    /// the time budget (`Budget::removal_deadline`).
     pub deadline: Option<Instant>,
     pub sem_path: &'a Path,
     pub persist: Option<&'a Path>,
 }
 
 /// Why a planned removal must not happen now, or `None` if it may.
-fn recheck(planned: &SemSet, now: &SemSet, min_age: u64, at: i64) -> Option<(SkipReason, String)> {
+fn recheck(
+    planned: &SemSet,
+    now: &SemSet,
+    min_age: u64,
+    pid_ns: PidNamespace,
+    at: i64,
+) -> Option<(SkipReason, String)> {
     if now.stat.key != planned.stat.key {
         return Some((SkipReason::KeyChanged, "key changed".into()));
     }
     if (now.stat.otime, now.stat.ctime) != (planned.stat.otime, planned.stat.ctime) {
         return Some((SkipReason::Used, "used since it was read".into()));
     }
-    match classify(now, min_age, at) {
+    match classify(now, min_age, pid_ns, at) {
         Class::Residual => None,
         other => Some((SkipReason::Busy, other.reasons().join(", "))),
     }
@@ -116,9 +130,10 @@ const REMOVALS_PER_THREAD: usize = 2048;
 /// Re-checks and removes `sets` one by one: each set is re-read by semid
 /// immediately before its own IPC_RMID. `stop` ends every worker early once
 /// one has failed or run out of time.
-fn remove_sets(sets: &[&SemSet], ctx: &Context, stop: &AtomicBool) -> Part {
+fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &AtomicBool) -> Part {
     let mut part = Part::default();
     let mut owners = snapshot::Owners::default();
+    crate::budget::step("removing residual cookies (semctl IPC_RMID)");
     for planned in sets {
         let semid = planned.semid;
         if stop.load(Ordering::Relaxed) {
@@ -149,7 +164,7 @@ fn remove_sets(sets: &[&SemSet], ctx: &Context, stop: &AtomicBool) -> Part {
             part.skipped.push(skip(gone()));
             continue;
         };
-        if let Some(why) = recheck(planned, &current, ctx.min_age, (ctx.now)()) {
+        if let Some(why) = recheck(planned, &current, ctx.min_age, pid_ns, (ctx.now)()) {
             part.skipped.push(skip(why));
             continue;
         }
@@ -177,13 +192,13 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
     let threads = snapshot::threads_for(planned.len(), REMOVALS_PER_THREAD);
     let stop = AtomicBool::new(false);
     let parts: Vec<Part> = if threads <= 1 {
-        vec![remove_sets(&planned, ctx, &stop)]
+        vec![remove_sets(&planned, snap.pid_namespace, ctx, &stop)]
     } else {
         let chunk = planned.len().div_ceil(threads);
         std::thread::scope(|s| {
             let handles: Vec<_> = planned
                 .chunks(chunk)
-                .map(|c| s.spawn(|| remove_sets(c, ctx, &stop)))
+                .map(|c| s.spawn(|| remove_sets(c, snap.pid_namespace, ctx, &stop)))
                 .collect();
             handles
                 .into_iter()
@@ -204,44 +219,90 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
         out.skipped.append(&mut part.skipped);
         out.timed_out |= part.timed_out;
     }
-    if out.timed_out {
-        return Ok(out);
-    }
-
-    if let Some(target) = plan.raise {
+    let target = if out.timed_out {
+        // The plan's raise assumed every removal done. The cheap fix (one
+        // write) must not be lost with the rest: decide it again from the
+        // real state.
+        match plan.rule.map(|rule| raise_now(ctx.sem_path, &rule)) {
+            None => None,
+            Some(Ok(target)) => target,
+            Some(Err(e)) => {
+                out.raise_error = Some(e);
+                None
+            }
+        }
+    } else {
+        plan.raise
+    };
+    if let Some(target) = target {
         // A refused raise (read-only /proc/sys in a container, EINVAL above
         // IPCMNI) is an outcome, not a crash: the caller decides whether
         // the daemon can still start.
+        crate::budget::step(format!("writing {}", ctx.sem_path.display()));
         match raise(ctx.sem_path, &target) {
-            Ok(read_back) => {
+            Ok(Raise::Wrote(read_back)) => {
                 out.raised = Some(read_back);
                 if let Some(file) = ctx.persist {
+                    crate::budget::step(format!("writing {}", file.display()));
                     persist(file, &read_back)?;
                     out.persisted = Some(file.display().to_string());
                 }
             }
+            Ok(Raise::AlreadyMet(found)) => out.raised_by_other = Some(found),
             Err(e) => out.raise_error = Some(e),
         }
     }
+    crate::budget::step("");
     Ok(out)
 }
 
-/// Writes all four limits in one write and reads them back to verify.
-fn raise(path: &Path, target: &Limits) -> Result<Limits, String> {
-    limits::write(path, target).map_err(|e| {
-        format!(
-            "cannot raise the limits: writing \"{target}\" to {}: {e}",
-            path.display()
-        )
+/// The raise `rule` calls for given the limits and usage right now (one
+/// read of the file, one SEM_INFO), when the removals stopped early.
+fn raise_now(path: &Path, rule: &crate::plan::RaiseRule) -> Result<Option<Limits>, String> {
+    crate::budget::step(format!("reading {}", path.display()));
+    let limits = limits::read(path).map_err(|e| format!("cannot decide the raise: {e}"))?;
+    let (sets, sems) = snapshot::usage().map_err(|e| format!("cannot decide the raise: {e}"))?;
+    Ok(rule.raise(&limits, sets, sems))
+}
+
+enum Raise {
+    /// semprep wrote; the limits read back.
+    Wrote(Limits),
+    /// The re-read limits already met the target: nothing written.
+    AlreadyMet(Limits),
+}
+
+/// Raises to at least `target` without lowering anything: re-reads the
+/// file right before writing (another tool such as sysctl or tuned may have
+/// written since the snapshot), writes the field-by-field larger of the
+/// two in one write, and reads back. A read-back at least the target in
+/// every field is success: another writer may have raised further.
+fn raise(path: &Path, target: &Limits) -> Result<Raise, String> {
+    let shown = path.display();
+    let current = limits::read(path)
+        .map_err(|e| format!("cannot raise the limits: re-reading before the write: {e}"))?;
+    let to = current.max(target);
+    if to == current {
+        return Ok(Raise::AlreadyMet(current));
+    }
+    limits::write(path, &to).map_err(|e| {
+        let mut msg = format!("cannot raise the limits: writing \"{to}\" to {shown}: {e}");
+        if e.raw_os_error() == Some(libc::EROFS) {
+            msg.push_str(&format!(
+                "; {shown} is on a read-only file system, as in a container: raise kernel.sem \
+                 from the host, in this IPC namespace (`nsenter --target PID --ipc sysctl -w \
+                 kernel.sem=\"{to}\"`, PID being a process of the container)"
+            ));
+        }
+        msg
     })?;
     let read_back = limits::read(path).map_err(|e| e.to_string())?;
-    if read_back != *target {
+    if !read_back.covers(target) {
         return Err(format!(
-            "the kernel kept {} = \"{read_back}\" after semprep wrote \"{target}\"",
-            path.display()
+            "the kernel kept {shown} = \"{read_back}\" after semprep wrote \"{to}\""
         ));
     }
-    Ok(read_back)
+    Ok(Raise::Wrote(read_back))
 }
 
 /// Writes `kernel.sem` to a sysctl.d file atomically: temp file, fsync,

@@ -14,6 +14,30 @@ use std::time::{Duration, Instant};
 /// How long after the deadline the watchdog waits for the orderly path.
 const GRACE: Duration = Duration::from_millis(300);
 
+/// How long before the deadline the removals stop, at most: the raise the
+/// policy allows (a read, a SEM_INFO, one write, a read-back: well under a
+/// millisecond) and the report must still happen within the budget.
+const RAISE_MARGIN: Duration = Duration::from_millis(50);
+
+/// What the run is doing now, for the watchdog's message when a step hangs
+/// (a `/proc/sys/kernel/sem` that never answers, say).
+static STEP: Mutex<String> = Mutex::new(String::new());
+
+/// Records what the run does next, for the watchdog's message.
+pub fn step(what: impl Into<String>) {
+    *STEP.lock().unwrap_or_else(|p| p.into_inner()) = what.into();
+}
+
+/// ` while reading /proc/sys/kernel/sem`: the step in progress, if any.
+pub fn during() -> String {
+    let step = STEP.lock().unwrap_or_else(|p| p.into_inner());
+    if step.is_empty() {
+        String::new()
+    } else {
+        format!(" while {step}")
+    }
+}
+
 pub struct Budget {
     deadline: Instant,
     total: Duration,
@@ -56,6 +80,12 @@ impl Budget {
 
     pub fn deadline(&self) -> Instant {
         self.deadline
+    }
+
+    /// When removals stop: a margin (a quarter of the budget at most)
+    /// before the deadline, so that the raise still fits.
+    pub fn removal_deadline(&self) -> Instant {
+        self.deadline - RAISE_MARGIN.min(self.total / 4)
     }
 
     pub fn total(&self) -> Duration {

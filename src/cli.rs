@@ -73,7 +73,7 @@ pub struct Classify {
 
 #[derive(Args, Debug, Clone)]
 pub struct Reserve {
-    /// Free semaphore sets (and semaphores) the daemon needs
+    /// Free semaphore sets (and semaphores) the daemon needs (at most the kernel's maximum SEMMNI)
     #[arg(long, env = "SEMPREP_RESERVE", default_value_t = 32, value_parser = |t: &str| parse_count(t, 0, 1 << 31), allow_hyphen_values = true, value_name = "N")]
     pub reserve: u64,
 }
@@ -94,8 +94,8 @@ pub struct Guard {
     /// How long to wait for the lock
     #[arg(long, env = "SEMPREP_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub lock_timeout: Duration,
-    /// Time budget for the whole run, lock wait included
-    #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
+    /// Time budget for the whole run, lock wait included (at least 100ms)
+    #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
     pub timeout: Duration,
 }
 
@@ -155,6 +155,9 @@ pub struct RunArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct StatusArgs {
+    /// Time budget for reading the state (at least 100ms)
+    #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
+    pub timeout: Duration,
     #[command(flatten)]
     pub classify: Classify,
     #[command(flatten)]
@@ -219,6 +222,23 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     ms.filter(|ms| *ms <= 365 * 86_400_000)
         .map(Duration::from_millis)
         .ok_or_else(|| "too long: at most a year".to_owned())
+}
+
+/// The shortest `--timeout`: enough to read the state (kernel.sem, one
+/// SEM_STAT pass over 32768 sets) and act; less could never do anything.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// A duration of at least `MIN_TIMEOUT`.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d < MIN_TIMEOUT {
+        return Err(format!(
+            "too short: expected a duration from {}ms to 1 year (e.g. 500ms, 10s, 1m); \
+             semprep needs at least that to read the state",
+            MIN_TIMEOUT.as_millis()
+        ));
+    }
+    Ok(d)
 }
 
 /// A whole number in `min..=max`.
@@ -304,6 +324,21 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn timeouts_leave_time_to_read_the_state() {
+        for (text, ms) in [("100ms", 100), ("1s", 1000), ("10s", 10_000)] {
+            assert_eq!(parse_timeout(text), Ok(Duration::from_millis(ms)), "{text}");
+        }
+        for bad in ["0", "0s", "99ms", "1ms", "x", "9000h"] {
+            assert!(parse_timeout(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(
+            parse_timeout("0")
+                .unwrap_err()
+                .contains("from 100ms to 1 year")
+        );
     }
 
     #[test]

@@ -3,29 +3,16 @@
 //! /proc/sys/kernel/sem.
 
 use crate::apply::{Applied, Skip, SkipReason};
-use crate::plan::{Headroom, Params, Plan, Policy};
+use crate::limits::Limits;
+use crate::plan::{DEFAULT_SEMMSL, DEFAULT_SEMOPM, Headroom, LIBDM_MIN, Params, Plan, Policy};
 use crate::report::key_hex;
 use crate::snapshot::Snapshot;
 use log::{debug, info};
 use std::collections::BTreeMap;
 
-/// Why headroom is still short after the plan, and what to do about it.
-pub fn short(snap: &Snapshot, plan: &Plan, room: &Headroom, p: &Params) -> String {
-    let limits = plan.raise.unwrap_or(snap.limits);
-    let mut what = Vec::new();
-    if room.free_sets < p.reserve {
-        what.push(format!(
-            "{} of SEMMNI {} semaphore sets are in use ({} free, the daemon needs {})",
-            room.sets_in_use, limits.semmni, room.free_sets, p.reserve
-        ));
-    }
-    if room.free_sems < p.reserve {
-        what.push(format!(
-            "{} of SEMMNS {} semaphores are in use ({} free, the daemon needs {})",
-            room.sems_in_use, limits.semmns, room.free_sems, p.reserve
-        ));
-    }
-    let why = match p.policy {
+/// Why the limits were not raised, as the policy and the caps have it.
+pub fn not_raised(snap: &Snapshot, p: &Params) -> String {
+    match p.policy {
         Policy::Clean | Policy::Report => format!(
             "policy {} does not raise the limit",
             if p.policy == Policy::Clean {
@@ -40,19 +27,94 @@ pub fn short(snap: &Snapshot, plan: &Plan, room: &Headroom, p: &Params) -> Strin
                 .unwrap_or(snap.kernel_max_semmni)
                 .min(snap.kernel_max_semmni)
         ),
-    };
+    }
+}
+
+/// Why headroom is short in `room` under `limits`, and what to do about it.
+/// `cause` is what kept semprep from fixing it (a refused write, the time
+/// budget); without one, the policy or the cap did (`not_raised`).
+pub fn short(
+    snap: &Snapshot,
+    plan: &Plan,
+    limits: &Limits,
+    room: &Headroom,
+    p: &Params,
+    cause: Option<&str>,
+) -> String {
+    let mut what = Vec::new();
+    if room.free_sets < p.reserve {
+        what.push(format!(
+            "{} of SEMMNI {} semaphore sets are in use ({} free, the daemon needs {})",
+            room.sets_in_use, limits.semmni, room.free_sets, p.reserve
+        ));
+    }
+    if room.free_sems < p.reserve {
+        what.push(format!(
+            "{} of SEMMNS {} semaphores are in use ({} free, the daemon needs {})",
+            room.sems_in_use, limits.semmns, room.free_sems, p.reserve
+        ));
+    }
+    if room.semmsl_short {
+        what.push(format!(
+            "SEMMSL, the 1st field, is {}: libdm's semget of a cookie (1 semaphore) fails with \
+             EINVAL",
+            limits.semmsl
+        ));
+    }
+    if room.semopm_short {
+        what.push(format!(
+            "SEMOPM, the 3rd field, is {}: every libdm semop fails with E2BIG",
+            limits.semopm
+        ));
+    }
+    let why = cause.map_or_else(|| not_raised(snap, p), str::to_owned);
+    let mut fix = Vec::new();
+    if room.free_sets < p.reserve || room.free_sems < p.reserve {
+        fix.push(format!(
+            "The daemon's next semget will fail with ENOSPC (\"devicemapper: Can't set \
+             cookie\"). Fix: raise SEMMNI, the 4th field of /proc/sys/kernel/sem (`semprep \
+             raise`, or `echo \"{} {} {} N\" > /proc/sys/kernel/sem`), or remove sets listed by \
+             `ipcs -s` that you know are dead",
+            limits.semmsl, limits.semmns, limits.semopm,
+        ));
+    }
+    if room.semmsl_short || room.semopm_short {
+        fix.push(format!(
+            "The daemon's device-mapper calls will fail until SEMMSL and SEMOPM are at least \
+             {min}. Fix: `semprep raise`, or `echo \"{} {} {} {}\" > /proc/sys/kernel/sem`",
+            limits.semmsl.max(DEFAULT_SEMMSL),
+            limits.semmns,
+            limits.semopm.max(DEFAULT_SEMOPM),
+            limits.semmni,
+            min = LIBDM_MIN,
+        ));
+    }
     format!(
-        "headroom still short: {}; {} residual cookies removable, {} busy kept; {why}. \
-         The daemon's next semget will fail with ENOSPC (\"devicemapper: Can't set cookie\"). \
-         Fix: raise SEMMNI, the 4th field of /proc/sys/kernel/sem (`semprep raise`, or \
-         `echo \"{} {} {} N\" > /proc/sys/kernel/sem`), or remove sets listed by `ipcs -s` \
-         that you know are dead",
+        "headroom still short: {}; {} residual cookies removable, {} busy kept; {why}. {}",
         what.join("; "),
         plan.remove.len(),
         plan.count("busy"),
-        limits.semmsl,
-        limits.semmns,
-        limits.semopm,
+        fix.join(". "),
+    )
+}
+
+/// The time budget ended the removals early: how far they got.
+pub fn ran_out(plan: &Plan, applied: &Applied, total: std::time::Duration) -> String {
+    format!(
+        "the time budget of {total:?} (--timeout) ran out after removing {} of the {} \
+         residual cookies planned; the next run removes the rest",
+        applied.removed.len(),
+        plan.remove.len()
+    )
+}
+
+/// A planned raise another writer had already made.
+pub fn raised_by_other(snap: &Snapshot, plan: &Plan, found: &Limits) -> String {
+    format!(
+        "kernel.sem is already \"{found}\", at least the \"{}\" semprep planned from \"{}\": \
+         another writer raised it meanwhile, so semprep wrote nothing",
+        plan.raise.unwrap_or(*found),
+        snap.limits
     )
 }
 

@@ -336,6 +336,7 @@ mod tests {
                 set(4, Err("unreadable (needs root)".into())),
             ],
             privileged: true,
+            pid_namespace: crate::snapshot::PidNamespace::Initial,
         }
     }
 

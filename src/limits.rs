@@ -28,6 +28,24 @@ pub struct Limits {
     pub semmni: u32,
 }
 
+impl Limits {
+    /// Field by field, the larger of the two: a raise never lowers a field
+    /// that someone else raised meanwhile.
+    pub fn max(&self, other: &Limits) -> Limits {
+        Limits {
+            semmsl: self.semmsl.max(other.semmsl),
+            semmns: self.semmns.max(other.semmns),
+            semopm: self.semopm.max(other.semopm),
+            semmni: self.semmni.max(other.semmni),
+        }
+    }
+
+    /// Whether every field is at least `other`'s.
+    pub fn covers(&self, other: &Limits) -> bool {
+        self.max(other) == *self
+    }
+}
+
 impl fmt::Display for Limits {
     /// The format the kernel reads and `sysctl.d` expects: four numbers.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -136,6 +154,48 @@ mod tests {
         for (text, want) in cases {
             let err = parse(text).unwrap_err();
             assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn field_by_field_max_and_cover() {
+        let l = |a, b, c, d| Limits {
+            semmsl: a,
+            semmns: b,
+            semopm: c,
+            semmni: d,
+        };
+        // (current, target, max, current covers target)
+        let cases = [
+            (
+                l(250, 32000, 32, 128),
+                l(250, 32000, 32, 256),
+                l(250, 32000, 32, 256),
+                false,
+            ),
+            (
+                l(300, 32000, 40, 32000),
+                l(250, 32000, 32, 20020),
+                l(300, 32000, 40, 32000),
+                true,
+            ),
+            (
+                l(300, 1000, 40, 100),
+                l(250, 2000, 32, 200),
+                l(300, 2000, 40, 200),
+                false,
+            ),
+            (
+                l(0, 32000, 0, 128),
+                l(250, 32000, 32, 128),
+                l(250, 32000, 32, 128),
+                false,
+            ),
+            (l(1, 2, 3, 4), l(1, 2, 3, 4), l(1, 2, 3, 4), true),
+        ];
+        for (cur, target, max, covers) in cases {
+            assert_eq!(cur.max(&target), max, "{cur} max {target}");
+            assert_eq!(cur.covers(&target), covers, "{cur} covers {target}");
         }
     }
 

@@ -1,7 +1,7 @@
 //! Classification and planning: pure functions of (snapshot, policy, now).
 
 use crate::limits::Limits;
-use crate::snapshot::{Owner, SemSet, Snapshot};
+use crate::snapshot::{Owner, PidNamespace, SemSet, Snapshot};
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -73,8 +73,26 @@ pub fn age(set: &SemSet, now: i64) -> u64 {
     now.saturating_sub(last).max(0) as u64
 }
 
+/// Why a GETPID of 0 proves nothing when semprep is not in the host's pid
+/// namespace, or `None` when it does (the owner is gone, or never was).
+fn owner_unseen(pid_ns: PidNamespace) -> Option<&'static str> {
+    match pid_ns {
+        PidNamespace::Initial => None,
+        PidNamespace::Child => Some(
+            "owner-unseen (semprep runs in a child pid namespace: the last-op pid is not \
+             visible; run it in the host's pid namespace)",
+        ),
+        PidNamespace::Unknown => Some(
+            "owner-unseen (/proc/self/ns/pid is unreadable, so the last-op pid may be one \
+             semprep cannot see; run it in the host's pid namespace with /proc mounted)",
+        ),
+    }
+}
+
 /// Classifies a set whose key carries the dm magic (docs/design.md §3).
-pub fn classify(set: &SemSet, min_age: u64, now: i64) -> Class {
+/// `pid_ns` is the reader's pid namespace: outside the initial one a
+/// GETPID of 0 may hide a live owner.
+pub fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> Class {
     let s = &set.stat;
     let mut foreign = Vec::new();
     if !crate::snapshot::has_cookie_magic(s.key) {
@@ -108,8 +126,10 @@ pub fn classify(set: &SemSet, min_age: u64, now: i64) -> Class {
                     d.zcnt, d.ncnt
                 ));
             }
-            if let Owner::Alive { pid, comm } = &d.owner {
-                busy.push(format!("owner-alive (pid {pid}, {comm})"));
+            match &d.owner {
+                Owner::Alive { pid, comm } => busy.push(format!("owner-alive (pid {pid}, {comm})")),
+                Owner::Unknown => busy.extend(owner_unseen(pid_ns).map(str::to_owned)),
+                Owner::Gone { .. } => {}
             }
         }
     }
@@ -124,25 +144,45 @@ pub fn classify(set: &SemSet, min_age: u64, now: i64) -> Class {
     }
 }
 
-/// Free sets and semaphores, and whether that is enough.
+/// libdm asks for one semaphore per set (a cookie) and one operation per
+/// semop: a SEMMSL or SEMOPM below this makes every cookie fail (semget
+/// with EINVAL, semop with E2BIG).
+pub const LIBDM_MIN: u32 = 1;
+/// What a raise sets a SEMMSL below `LIBDM_MIN` to: the kernel's historic
+/// default (SEMMSL in include/uapi/linux/sem.h).
+pub const DEFAULT_SEMMSL: u32 = 250;
+/// What a raise sets a SEMOPM below `LIBDM_MIN` to: the kernel's historic
+/// default (SEMOPM in include/uapi/linux/sem.h).
+pub const DEFAULT_SEMOPM: u32 = 32;
+
+/// Free sets and semaphores, the per-set and per-call limits libdm needs,
+/// and whether that is enough.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub struct Headroom {
     pub sets_in_use: u64,
     pub sems_in_use: u64,
     pub free_sets: u64,
     pub free_sems: u64,
+    /// SEMMSL is below what one cookie needs.
+    pub semmsl_short: bool,
+    /// SEMOPM is below what one semop needs.
+    pub semopm_short: bool,
     pub short: bool,
 }
 
 pub fn headroom(limits: &Limits, sets: u64, sems: u64, reserve: u64) -> Headroom {
     let free_sets = u64::from(limits.semmni).saturating_sub(sets);
     let free_sems = u64::from(limits.semmns).saturating_sub(sems);
+    let semmsl_short = limits.semmsl < LIBDM_MIN;
+    let semopm_short = limits.semopm < LIBDM_MIN;
     Headroom {
         sets_in_use: sets,
         sems_in_use: sems,
         free_sets,
         free_sems,
-        short: free_sets < reserve || free_sems < reserve,
+        semmsl_short,
+        semopm_short,
+        short: free_sets < reserve || free_sems < reserve || semmsl_short || semopm_short,
     }
 }
 
@@ -177,6 +217,10 @@ pub struct Plan {
     pub before: Headroom,
     pub after: Headroom,
     pub verdict: Verdict,
+    /// How to raise, when the policy allows it: `apply` decides again with
+    /// it from the real usage when the time budget ends the removals early.
+    #[serde(skip)]
+    pub rule: Option<RaiseRule>,
 }
 
 impl Plan {
@@ -206,13 +250,52 @@ fn semmns_target(cur: u32, needed: u64) -> u32 {
     needed.max(u64::from(cur) * 2).min(i32::MAX as u64) as u32
 }
 
+/// What a raise aims for, given the usage it must serve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RaiseRule {
+    pub reserve: u64,
+    /// SEMMNI never goes above this (the kernel's maximum, or --max-semmni).
+    pub cap: u32,
+    /// An explicit SEMMNI target (`raise --semmni`).
+    pub semmni: Option<u32>,
+}
+
+impl RaiseRule {
+    /// The limits to write so that `sets` and `sems` in use leave the
+    /// reserve free, or `None` when `limits` already do (and no explicit
+    /// target asks for more). Fields only ever rise.
+    pub fn raise(&self, limits: &Limits, sets: u64, sems: u64) -> Option<Limits> {
+        if !headroom(limits, sets, sems, self.reserve).short && self.semmni.is_none() {
+            return None;
+        }
+        let mut to = *limits;
+        to.semmni = semmni_target(limits.semmni, sets + self.reserve, self.cap, self.semmni);
+        to.semmns = semmns_target(limits.semmns, sems + self.reserve);
+        if to.semmsl < LIBDM_MIN {
+            to.semmsl = DEFAULT_SEMMSL;
+        }
+        if to.semopm < LIBDM_MIN {
+            to.semopm = DEFAULT_SEMOPM;
+        }
+        (to != *limits).then_some(to)
+    }
+}
+
 /// Plans what to remove and raise. `Err` is a usage error: an explicit
-/// SEMMNI target the kernel or the current usage cannot accept.
+/// SEMMNI target the kernel or the current usage cannot accept, or a
+/// reserve no SEMMNI can leave free.
 pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, String> {
     let cap = p
         .max_semmni
         .unwrap_or(snap.kernel_max_semmni)
         .min(snap.kernel_max_semmni);
+    if p.reserve > u64::from(snap.kernel_max_semmni) {
+        return Err(format!(
+            "--reserve {} is above the kernel's maximum SEMMNI of {} (IPCMNI): no kernel.sem \
+             can leave that many semaphore sets free; use a reserve from 0 to {}",
+            p.reserve, snap.kernel_max_semmni, snap.kernel_max_semmni
+        ));
+    }
     if let Some(n) = p.semmni {
         if n > snap.kernel_max_semmni {
             return Err(format!(
@@ -235,7 +318,7 @@ pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, String> {
             semid: s.semid,
             key: s.stat.key,
             age: age(s, now),
-            class: classify(s, p.min_age, now),
+            class: classify(s, p.min_age, snap.pid_namespace, now),
         })
         .collect();
     let remove: Vec<i32> = if p.policy.removes() {
@@ -252,15 +335,13 @@ pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, String> {
     let gone = remove.len() as u64;
     let sets_after = snap.sets_in_use.saturating_sub(gone);
     let sems_after = snap.sems_in_use.saturating_sub(gone);
-    let cleaned = headroom(&snap.limits, sets_after, sems_after, p.reserve);
-
-    let mut limits = snap.limits;
-    if p.policy.raises() && (cleaned.short || p.semmni.is_some()) {
-        let l = &snap.limits;
-        limits.semmni = semmni_target(l.semmni, sets_after + p.reserve, cap, p.semmni);
-        limits.semmns = semmns_target(l.semmns, sems_after + p.reserve);
-    }
-    let raise = (limits != snap.limits).then_some(limits);
+    let rule = p.policy.raises().then_some(RaiseRule {
+        reserve: p.reserve,
+        cap,
+        semmni: p.semmni,
+    });
+    let raise = rule.and_then(|r| r.raise(&snap.limits, sets_after, sems_after));
+    let limits = raise.unwrap_or(snap.limits);
     let after = headroom(&limits, sets_after, sems_after, p.reserve);
     let verdict = match (before.short, after.short) {
         (_, true) => Verdict::Short,
@@ -274,6 +355,7 @@ pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, String> {
         before,
         after,
         verdict,
+        rule,
     })
 }
 

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::limits::Limits;
-use crate::snapshot::{Detail, Owner, SemSet, Snapshot};
+use crate::snapshot::{Detail, Owner, PidNamespace, SemSet, Snapshot};
 use crate::sysv::SetStat;
 
 const NOW: i64 = 1_000_000;
@@ -135,8 +135,95 @@ fn classifies_every_shape_and_reason() {
         ),
     ];
     for (name, set, want) in cases {
-        assert_eq!(classify(&set, 300, NOW), want, "{name}");
+        assert_eq!(
+            classify(&set, 300, PidNamespace::Initial, NOW),
+            want,
+            "{name}"
+        );
     }
+}
+
+/// GETPID reads 0 both for "no last-op process" and for one outside the
+/// reader's pid namespace: only the initial pid namespace sees every pid.
+#[test]
+fn an_unseen_owner_is_busy_outside_the_initial_pid_namespace() {
+    use PidNamespace::*;
+    let child = "owner-unseen (semprep runs in a child pid namespace: the last-op pid is not \
+                 visible; run it in the host's pid namespace)";
+    let unknown = "owner-unseen (/proc/self/ns/pid is unreadable, so the last-op pid may be one \
+                   semprep cannot see; run it in the host's pid namespace with /proc mounted)";
+    let unseen = || with(cookie(1), |s| detail(s).owner = Owner::Unknown);
+    let alive = Owner::Alive {
+        pid: 7,
+        comm: "dockerd".into(),
+    };
+    // (name, set, reader's pid namespace, class)
+    let cases: Vec<(&str, SemSet, PidNamespace, Class)> = vec![
+        ("pid 0 on the host", unseen(), Initial, Class::Residual),
+        (
+            "pid 0 in a child",
+            unseen(),
+            Child,
+            Class::Busy(strings(&[child])),
+        ),
+        (
+            "pid 0, cannot tell",
+            unseen(),
+            Unknown,
+            Class::Busy(strings(&[unknown])),
+        ),
+        ("a gone pid in a child", cookie(1), Child, Class::Residual),
+        (
+            "a live pid in a child",
+            with(cookie(1), |s| detail(s).owner = alive.clone()),
+            Child,
+            Class::Busy(strings(&["owner-alive (pid 7, dockerd)"])),
+        ),
+        (
+            "pid 0 in a child, with a waiter and young",
+            with(unseen(), |s| {
+                s.stat.otime = NOW - 5;
+                detail(s).zcnt = 1;
+            }),
+            Child,
+            Class::Busy(strings(&[
+                "waiters (1 for zero, 0 for increase)",
+                child,
+                "young (5s)",
+            ])),
+        ),
+        (
+            "a look-alike stays foreign",
+            with(unseen(), |s| s.stat.nsems = 2),
+            Child,
+            Class::Foreign(strings(&["nsems 2"])),
+        ),
+        (
+            "unreadable stays unreadable",
+            with(cookie(1), |s| s.detail = Err("needs root".into())),
+            Child,
+            Class::Busy(strings(&["unreadable (needs root)"])),
+        ),
+    ];
+    for (name, set, pid_ns, want) in cases {
+        assert_eq!(classify(&set, 300, pid_ns, NOW), want, "{name}");
+    }
+    // The plan follows: nothing is removed from a child pid namespace
+    // when every owner reads 0.
+    let mut s = snap(
+        (250, 32000, 32, 128),
+        128,
+        (1..=100)
+            .map(|i| with(cookie(i), |s| detail(s).owner = Owner::Unknown))
+            .collect(),
+    );
+    assert_eq!(
+        plan(&s, &params(Policy::Auto), NOW).unwrap().remove.len(),
+        100
+    );
+    s.pid_namespace = Child;
+    let p = plan(&s, &params(Policy::Auto), NOW).unwrap();
+    assert_eq!((p.remove.len(), p.count("busy")), (0, 100));
 }
 
 #[test]
@@ -153,7 +240,7 @@ fn age_boundary_uses_the_later_of_otime_and_ctime() {
     for (otime, ctime, min_age, residual) in cases {
         let s = with(cookie(1), |s| (s.stat.otime, s.stat.ctime) = (otime, ctime));
         assert_eq!(
-            classify(&s, min_age, NOW) == Class::Residual,
+            classify(&s, min_age, PidNamespace::Initial, NOW) == Class::Residual,
             residual,
             "otime {otime} ctime {ctime} min_age {min_age}"
         );
@@ -173,6 +260,7 @@ fn snap(limits: (u32, u32, u32, u32), sets_in_use: u64, sets: Vec<SemSet>) -> Sn
         sems_in_use: sets_in_use,
         sets,
         privileged: true,
+        pid_namespace: PidNamespace::Initial,
     }
 }
 
@@ -431,4 +519,169 @@ fn headroom_counts_free_sets_and_semaphores() {
     for (sets, sems, short) in cases {
         assert_eq!(headroom(&l, sets, sems, 32).short, short, "{sets} {sems}");
     }
+}
+
+/// libdm needs one semaphore per set and one operation per semop: SEMMSL or
+/// SEMOPM 0 fails every cookie, whatever SEMMNI says. Short, raised to the
+/// kernel's historic defaults under auto and raise, short under clean and
+/// report.
+#[test]
+fn semmsl_or_semopm_zero_is_short() {
+    use Verdict::*;
+    // (name, limits, policy, limits after the plan, verdict)
+    type Case = (
+        &'static str,
+        (u32, u32, u32, u32),
+        Policy,
+        (u32, u32, u32, u32),
+        Verdict,
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "SEMMSL 0, auto",
+            (0, 32000, 32, 128),
+            Policy::Auto,
+            (250, 32000, 32, 128),
+            Fixed,
+        ),
+        (
+            "SEMOPM 0, auto",
+            (250, 32000, 0, 128),
+            Policy::Auto,
+            (250, 32000, 32, 128),
+            Fixed,
+        ),
+        (
+            "both 0, raise",
+            (0, 32000, 0, 128),
+            Policy::Raise,
+            (250, 32000, 32, 128),
+            Fixed,
+        ),
+        (
+            "SEMMSL 0, clean",
+            (0, 32000, 32, 128),
+            Policy::Clean,
+            (0, 32000, 32, 128),
+            Short,
+        ),
+        (
+            "SEMOPM 0, report",
+            (250, 32000, 0, 128),
+            Policy::Report,
+            (250, 32000, 0, 128),
+            Short,
+        ),
+        (
+            "SEMMSL 1 is enough",
+            (1, 32000, 1, 128),
+            Policy::Auto,
+            (1, 32000, 1, 128),
+            Ready,
+        ),
+        (
+            "SEMMSL 0 and sets short: both raised",
+            (0, 32000, 32, 20),
+            Policy::Auto,
+            (250, 32000, 32, 42),
+            Fixed,
+        ),
+    ];
+    for (name, limits, policy, want, verdict) in cases {
+        let s = snap(limits, 10, vec![]);
+        let p = plan(&s, &params(policy), NOW).unwrap();
+        let l = p.raise.unwrap_or(s.limits);
+        assert_eq!(
+            (l.semmsl, l.semmns, l.semopm, l.semmni),
+            want,
+            "{name}: limits"
+        );
+        assert_eq!(p.verdict, verdict, "{name}: verdict");
+        assert_eq!(p.before.short, verdict != Ready, "{name}: short before");
+        assert_eq!(
+            (p.before.semmsl_short, p.before.semopm_short),
+            (limits.0 == 0, limits.2 == 0),
+            "{name}: which field"
+        );
+    }
+}
+
+/// No SEMMNI can leave more sets free than the kernel's maximum.
+#[test]
+fn a_reserve_above_the_kernels_maximum_is_bad_input() {
+    // (kernel maximum, reserve, error)
+    let cases = [
+        (32768, 32768, None),
+        (
+            32768,
+            32769,
+            Some("--reserve 32769 is above the kernel's maximum SEMMNI of 32768"),
+        ),
+        (32768, 40000, Some("use a reserve from 0 to 32768")),
+        (1 << 24, 40000, None),
+        (1 << 24, (1 << 24) + 1, Some("maximum SEMMNI of 16777216")),
+    ];
+    for (max, reserve, want) in cases {
+        let mut s = snap((250, 32000, 32, 128), 10, vec![]);
+        s.kernel_max_semmni = max;
+        for policy in [Policy::Auto, Policy::Clean, Policy::Raise, Policy::Report] {
+            let p = Params {
+                reserve,
+                ..params(policy)
+            };
+            match (plan(&s, &p, NOW), want) {
+                (Ok(_), None) => {}
+                (Err(e), Some(w)) => assert!(e.contains(w), "{max} {reserve}: {e}"),
+                (got, _) => panic!("{max} {reserve} {policy:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}
+
+/// The rule `apply` uses when the budget ends the removals early: the raise
+/// is decided from the real usage, not the plan's.
+#[test]
+fn the_raise_rule_decides_from_any_usage() {
+    let rule = RaiseRule {
+        reserve: 32,
+        cap: 32768,
+        semmni: None,
+    };
+    let l = Limits {
+        semmsl: 250,
+        semmns: 32000,
+        semopm: 32,
+        semmni: 128,
+    };
+    // (sets, sems in use, new SEMMNI or none)
+    let cases = [
+        (10, 10, None),
+        (96, 96, None),
+        (97, 97, Some(256)),
+        (500, 500, Some(532)),
+    ];
+    for (sets, sems, want) in cases {
+        assert_eq!(
+            rule.raise(&l, sets, sems).map(|l| l.semmni),
+            want,
+            "{sets} {sems}"
+        );
+    }
+    // The plan carries the rule exactly when its policy may raise.
+    let s = snap((250, 32000, 32, 128), 128, residuals(100));
+    for (policy, has) in [
+        (Policy::Auto, true),
+        (Policy::Raise, true),
+        (Policy::Clean, false),
+        (Policy::Report, false),
+    ] {
+        let p = plan(&s, &params(policy), NOW).unwrap();
+        assert_eq!(p.rule.is_some(), has, "{policy:?}");
+    }
+    // Auto with 100 residual cookies plans no raise; if only 10 were
+    // removed before the budget ran out, the rule raises.
+    let p = plan(&s, &params(Policy::Auto), NOW).unwrap();
+    assert_eq!(p.raise, None);
+    let raised = p.rule.unwrap().raise(&s.limits, 118, 118).unwrap();
+    assert_eq!(raised.semmni, 256);
 }

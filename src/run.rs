@@ -153,6 +153,10 @@ fn start_budget(job: &Job, exec: Option<Vec<OsString>>) -> Budget {
     let (hook, strict, timeout) = (job.hook, job.strict, job.guard.timeout);
     let (command, params, json) = (job.name, job.params, job.json);
     Budget::start(timeout, move || {
+        let msg = format!(
+            "time budget of {timeout:?} (--timeout) ran out{}",
+            crate::budget::during()
+        );
         let out = Out {
             command,
             params: &params,
@@ -161,7 +165,6 @@ fn start_budget(job: &Job, exec: Option<Vec<OsString>>) -> Budget {
             strict,
             text: Text::Nothing,
         };
-        let msg = format!("time budget of {timeout:?} (--timeout) ran out");
         let code = if hook && !strict {
             0
         } else {
@@ -187,16 +190,40 @@ fn start_budget(job: &Job, exec: Option<Vec<OsString>>) -> Budget {
 
 fn status(a: &cli::StatusArgs) -> i32 {
     let p = params(Policy::Report, a.classify.min_age, a.reserve.reserve);
+    let json = a.output.json;
+    // Reading the state is bounded like a run: a /proc/sys/kernel/sem that
+    // never answers must not hang a monitoring script. Printing is not: a
+    // reader may page through the report at leisure.
+    let timeout = a.timeout;
+    let budget = Budget::start(timeout, move || {
+        let msg = format!(
+            "time budget of {timeout:?} (--timeout) ran out{}: it did not answer; \
+             look at the file or the kernel (dmesg), or pass a larger --timeout",
+            crate::budget::during()
+        );
+        let out = Out {
+            command: "status",
+            params: &p,
+            json,
+            hook: false,
+            strict: true,
+            text: Text::Nothing,
+        };
+        crate::finish::expired(&out, &msg, Code::Failure as i32);
+        error!("{msg}");
+        std::process::exit(Code::Failure as i32)
+    });
     let out = Out {
         command: "status",
         params: &p,
-        json: a.output.json,
+        json,
         hook: false,
         strict: true,
         text: Text::Status,
     };
     let mut found = Found::default();
     let result = read_status(&p, &mut found);
+    budget.disarm();
     conclude(&out, result, &found)
 }
 
@@ -307,13 +334,13 @@ fn change(
     let ctx = apply::Context {
         min_age: job.params.min_age,
         now: &now,
-        deadline: Some(budget.deadline()),
+        deadline: Some(budget.removal_deadline()),
         sem_path: Path::new(crate::limits::SEM_PATH),
         persist: job.persist.as_deref(),
     };
     let applied = apply::apply(snap, plan, &ctx).map_err(Error::failure)?;
     let applied = &*found.applied.insert(applied);
-    let code = outcome(job, snap, plan, applied, &mut found.verdict)?;
+    let code = outcome(job, snap, plan, applied, budget, &mut found.verdict)?;
     Ok((code, guard))
 }
 
@@ -323,7 +350,8 @@ fn verdict_error(snap: &Snapshot, plan: &Plan, job: &Job) -> Option<Error> {
     if plan.verdict != Verdict::Short {
         return None;
     }
-    let msg = crate::explain::short(snap, plan, &plan.after, &job.params);
+    let limits = plan.raise.unwrap_or(snap.limits);
+    let msg = crate::explain::short(snap, plan, &limits, &plan.after, &job.params, None);
     error!("{msg}");
     Some(Error::new(Code::Short, msg))
 }
@@ -335,29 +363,52 @@ fn outcome(
     snap: &Snapshot,
     plan: &Plan,
     applied: &Applied,
+    budget: &Budget,
     verdict: &mut Option<Error>,
 ) -> Result<Code, Error> {
     crate::explain::log_applied(snap, plan, applied);
-    if applied.timed_out {
-        let msg = "time budget (--timeout) ran out before every residual cookie was removed; \
-                   the next run removes the rest";
+    if let Some(found) = &applied.raised_by_other {
+        info!("{}", crate::explain::raised_by_other(snap, plan, found));
+    }
+    let limits = applied
+        .raised
+        .or(applied.raised_by_other)
+        .unwrap_or(snap.limits);
+    let (sets, sems) = snapshot::usage().map_err(Error::failure)?;
+    let now_room = plan::headroom(&limits, sets, sems, job.params.reserve);
+    let ran_out = applied
+        .timed_out
+        .then(|| crate::explain::ran_out(plan, applied, budget.total()));
+    if now_room.short {
+        // Name what actually stood in the way: a refused write, the time
+        // budget, or else the policy or the cap.
+        let cause = match (&applied.raise_error, &ran_out) {
+            (Some(e), Some(r)) => Some(format!("{r}; {e}")),
+            (Some(e), None) => Some(e.clone()),
+            (None, Some(r)) => Some(format!(
+                "{r}; {}",
+                crate::explain::not_raised(snap, &job.params)
+            )),
+            (None, None) => None,
+        };
+        let msg = crate::explain::short(
+            snap,
+            plan,
+            &limits,
+            &now_room,
+            &job.params,
+            cause.as_deref(),
+        );
+        error!("{msg}");
+        *verdict = Some(Error::new(Code::Short, msg));
+        return Ok(Code::Short);
+    }
+    if let Some(msg) = ran_out {
         if job.hook && !job.strict {
             warn!("{msg}");
         } else {
             return Err(Error::failure(msg));
         }
-    }
-    let limits = applied.raised.unwrap_or(snap.limits);
-    let (sets, sems) = snapshot::usage().map_err(Error::failure)?;
-    let now_room = plan::headroom(&limits, sets, sems, job.params.reserve);
-    if now_room.short {
-        let mut msg = crate::explain::short(snap, plan, &now_room, &job.params);
-        if let Some(e) = &applied.raise_error {
-            msg = format!("{e}; {msg}");
-        }
-        error!("{msg}");
-        *verdict = Some(Error::new(Code::Short, msg));
-        return Ok(Code::Short);
     }
     if let Some(e) = &applied.raise_error {
         // Headroom is enough without the raise (only `raise --semmni` or a

@@ -20,7 +20,8 @@ pub fn has_cookie_magic(key: i32) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum Owner {
-    /// GETPID is 0: nobody, or a pid outside our pid namespace.
+    /// GETPID is 0: nobody, or a pid outside our pid namespace (which of
+    /// the two only the initial pid namespace can tell: `PidNamespace`).
     Unknown,
     /// That pid no longer exists.
     Gone {
@@ -30,6 +31,45 @@ pub enum Owner {
         pid: i32,
         comm: String,
     },
+}
+
+/// The pid namespace semprep reads from. GETPID reads 0 when the last-op
+/// process is not visible from the reader's pid namespace, so a 0 means
+/// "nobody" only in the initial (host's) pid namespace, which sees every
+/// process (docs/design.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PidNamespace {
+    /// The host's: every process is visible.
+    Initial,
+    /// A child (a container without the host's pid namespace).
+    Child,
+    /// `/proc/self/ns/pid` could not be read: treated like a child.
+    Unknown,
+}
+
+/// The inode of the initial pid namespace (`PROC_PID_INIT_INO` in the
+/// kernel's include/linux/proc_ns.h): the same on every boot and kernel.
+const PROC_PID_INIT_INO: u64 = 0xEFFF_FFFC;
+
+/// Which pid namespace a `/proc/self/ns/pid` link target (`pid:[N]`) names.
+pub fn parse_pid_namespace(link: &str) -> PidNamespace {
+    let inode = link
+        .strip_prefix("pid:[")
+        .and_then(|r| r.strip_suffix(']'))
+        .and_then(|n| n.parse::<u64>().ok());
+    match inode {
+        Some(PROC_PID_INIT_INO) => PidNamespace::Initial,
+        Some(_) => PidNamespace::Child,
+        None => PidNamespace::Unknown,
+    }
+}
+
+/// The reader's pid namespace; unreadable means "not initial" (safe side).
+fn pid_namespace() -> PidNamespace {
+    match std::fs::read_link("/proc/self/ns/pid") {
+        Ok(target) => parse_pid_namespace(&target.to_string_lossy()),
+        Err(_) => PidNamespace::Unknown,
+    }
 }
 
 /// The per-semaphore facts, read only for sets whose key has the dm magic.
@@ -62,6 +102,9 @@ pub struct Snapshot {
     pub sets: Vec<SemSet>,
     /// Whether we may read every set's details (root, or CAP_IPC_OWNER).
     pub privileged: bool,
+    /// Where GETPID's answers come from: a 0 is conclusive only in the
+    /// initial pid namespace.
+    pub pid_namespace: PidNamespace,
 }
 
 /// What to read besides what classification needs.
@@ -179,10 +222,16 @@ fn scan(
 /// over the cores: every read here is read-only, and threads share the
 /// caller's IPC namespace.
 pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
+    use crate::budget::step;
     use crate::error::Error;
+    step(format!("reading {}", limits::SEM_PATH));
     let limits = limits::read(Path::new(limits::SEM_PATH))?;
+    step("reading /proc/cmdline");
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    step("reading /proc/self/ns/pid");
+    let pid_namespace = pid_namespace();
     let privileged = nix::unistd::geteuid().is_root();
+    step("reading the semaphore sets (semctl SEM_INFO, SEM_STAT)");
     let info = sysv::sem_info().map_err(|e| Error::failure(format!("semctl(SEM_INFO): {e}")))?;
 
     // SEM_INFO's highest index is 0 both when index 0 is used and when
@@ -223,6 +272,7 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
         }
         sets
     };
+    step("");
     Ok(Snapshot {
         limits,
         kernel_max_semmni: limits::kernel_max_semmni(&cmdline),
@@ -230,6 +280,7 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
         sems_in_use: info.sems,
         sets,
         privileged,
+        pid_namespace,
     })
 }
 
@@ -263,4 +314,24 @@ pub fn reread(
 pub fn usage() -> Result<(u64, u64), String> {
     let info = sysv::sem_info().map_err(|e| format!("semctl(SEM_INFO): {e}"))?;
     Ok((info.sets, info.sems))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_the_initial_pid_namespace_by_its_inode() {
+        let cases = [
+            ("pid:[4026531836]", PidNamespace::Initial),
+            ("pid:[4026532410]", PidNamespace::Child),
+            ("pid:[4026531836", PidNamespace::Unknown),
+            ("ipc:[4026531836]", PidNamespace::Unknown),
+            ("pid:[]", PidNamespace::Unknown),
+            ("", PidNamespace::Unknown),
+        ];
+        for (link, want) in cases {
+            assert_eq!(parse_pid_namespace(link), want, "{link:?}");
+        }
+    }
 }

@@ -383,6 +383,14 @@ fn read_only_proc_sys_means_short_not_a_crash() {
     assert!(err.contains("cannot raise the limits"), "{err}");
     assert!(err.contains("Read-only file system"), "{err}");
     assert!(err.contains("headroom still short"), "{err}");
+    // The cause is the read-only file system, and what to do is said: not
+    // the kernel's maximum, which was never reached.
+    assert!(
+        err.contains("/proc/sys/kernel/sem is on a read-only file system")
+            && err.contains("raise kernel.sem from the host"),
+        "{err}"
+    );
+    assert!(!err.contains("kernel's maximum"), "{err}");
     assert_eq!(semids().len(), 40);
     assert!(
         kernel_sem()

@@ -12,7 +12,7 @@
 //!   foreign [--count N]          keyed and IPC_PRIVATE non-cookie sets
 //!   waiter SEMID                 block in a wait-for-zero semop
 //!   hold SEMID                   do a +1 semop, then sleep (a live owner)
-//!   probe                        need one set, as a daemon would
+//!   probe                        need one set and one semop, as a daemon would
 //!   count                        print the sets in use
 //!   flock-hold PATH | fcntl-hold PATH   hold a lock, print "ready", sleep
 
@@ -172,10 +172,18 @@ fn main() {
             ok("semop +1", sysv::semop(semid(), 1, 0));
             sleep_forever("ready");
         }
+        // What libdm does with a cookie: one semget, then a one-op semop
+        // (fails with SEMMNI or SEMMNS full, SEMMSL 0 or SEMOPM 0).
         "probe" => match sysv::semget(libc::IPC_PRIVATE, 1, 0o600) {
             Ok(id) => {
+                let op = sysv::semop(id, 1, libc::IPC_NOWAIT as i16);
                 let _ = sysv::remove(id);
-                let _ = writeln!(out, "probe: semget worked");
+                match op {
+                    Ok(()) => {
+                        let _ = writeln!(out, "probe: semget and semop worked");
+                    }
+                    Err(e) => die(format!("probe: semop: {e}")),
+                }
             }
             Err(e) => die(format!("probe: semget: {e}")),
         },

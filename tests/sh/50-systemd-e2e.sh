@@ -144,6 +144,9 @@ if [ -z "$LEADER" ]; then
 fi
 in_c() { nsenter -t "$LEADER" -a "$@"; }         # inside the container
 in_ipc() { nsenter -t "$LEADER" --ipc "$@"; }    # host tools, container's IPC namespace
+# Cookies are made from the container's pid namespace too, as the daemon in
+# it would: seen from inside, a host process's pid reads 0 (owner-unseen).
+in_ipc_pid() { nsenter -t "$LEADER" --ipc --pid "$@"; }
 state=
 for _ in $(seq 150); do
 	state=$(in_c systemctl is-system-running 2>/dev/null)
@@ -166,7 +169,7 @@ fi
 fill() {
 	in_ipc ipcrm --all=sem >/dev/null 2>&1
 	in_ipc sh -c "echo '32000 1024000000 500 $1' >/proc/sys/kernel/sem" &&
-		in_ipc "$SEMFIXTURE_BIN" cookie --count "$2" >/dev/null &&
+		in_ipc_pid "$SEMFIXTURE_BIN" cookie --count "$2" >/dev/null &&
 		in_ipc "$SEMFIXTURE_BIN" foreign --count "$3" >/dev/null
 }
 sets() { in_ipc "$SEMFIXTURE_BIN" count; }
