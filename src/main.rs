@@ -1,10 +1,8 @@
-use clap::Parser;
-use semprep::cli::{Cli, Command, with_default_command};
+use semprep::cli::{self, Command};
 
 fn main() {
-    let args = with_default_command(std::env::args_os().collect());
     // clap prints usage errors itself and exits 2; --help and --version exit 0.
-    let cli = Cli::parse_from(args);
+    let cli = cli::parse(std::env::args_os().collect());
     let out = match &cli.command {
         Command::Run(a) => &a.output,
         Command::Exec(a) => &a.run.output,

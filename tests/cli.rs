@@ -220,3 +220,81 @@ fn journal_priority_prefixes_only_when_stderr_is_the_journal() {
         stderr(&o)
     );
 }
+
+/// semprep without a sandbox, for what needs no root (parsing, help):
+/// no inherited SEMPREP_*, so the host's settings do not leak in.
+fn unprivileged(args: &[&str]) -> std::process::Output {
+    let mut c = std::process::Command::new(SEMPREP);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SEMPREP_") {
+            c.env_remove(k);
+        }
+    }
+    c.args(args).output().unwrap()
+}
+
+/// A bare word is a mistyped command, not an argument of `run` (which
+/// takes none): clap names the nearest command, exit 2.
+#[test]
+fn mistyped_command_gets_a_suggestion() {
+    for (typo, meant) in [
+        ("stauts", "status"),
+        ("statsu", "status"),
+        ("clen", "clean"),
+        ("rasie", "raise"),
+        ("exce", "exec"),
+        ("runn", "run"),
+    ] {
+        let o = unprivileged(&[typo, "--json"]);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 2, "{typo}: {err}");
+        assert!(
+            err.contains(&format!("a similar subcommand exists: '{meant}'")),
+            "{typo}: no suggestion of {meant}: {err}"
+        );
+        assert!(!err.contains("semprep run [OPTIONS]"), "{typo}: {err}");
+        assert!(stdout(&o).is_empty(), "{typo}: {}", stdout(&o));
+    }
+    // Far from every command: still named as an unknown command.
+    let o = unprivileged(&["frobnicate"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unrecognized subcommand 'frobnicate'"),
+        "{}",
+        stderr(&o)
+    );
+    // Options without a command still mean `semprep run`.
+    let o = unprivileged(&["--no-such-option"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("Usage: semprep run"), "{}", stderr(&o));
+}
+
+/// `semprep --help` (and -h, and `semprep help`) says what `semprep` alone
+/// does and lists the options it takes, which are run's.
+#[test]
+fn top_level_help_shows_what_semprep_alone_does() {
+    for args in [&["--help"][..], &["-h"], &["help"]] {
+        let o = unprivileged(args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        let text = stdout(&o);
+        for word in [
+            "semprep run",
+            "--dry-run",
+            "--json",
+            "--policy",
+            "--min-age",
+            "--daemon",
+            "--strict",
+            "Exit codes",
+            "status",
+        ] {
+            assert!(text.contains(word), "{word} missing from {args:?}:\n{text}");
+        }
+    }
+    let long = stdout(&unprivileged(&["--help"]));
+    assert!(long.contains("SEMPREP_DRY_RUN"), "{long}");
+    // Run's own help is unchanged: its options once, no command list.
+    let run = stdout(&unprivileged(&["run", "--help"]));
+    assert_eq!(run.matches("--dry-run").count(), 1, "{run}");
+    assert!(!run.contains("Commands:"), "{run}");
+}
