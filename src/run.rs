@@ -289,7 +289,7 @@ fn verdict_code(snap: &Snapshot, plan: &Plan, job: &Job) -> Code {
     }
     error!(
         "{}",
-        crate::explain::short(snap, plan, &plan.after, &job.params)
+        crate::explain::short(snap, plan, &plan.after, &job.params, job.name)
     );
     Code::Short
 }
@@ -311,7 +311,7 @@ fn outcome(job: &Job, snap: &Snapshot, plan: &Plan, applied: &Applied) -> Result
     let (sets, sems) = snapshot::usage().map_err(Error::failure)?;
     let now_room = plan::headroom(&limits, sets, sems, job.params.reserve);
     if now_room.short {
-        let mut msg = crate::explain::short(snap, plan, &now_room, &job.params);
+        let mut msg = crate::explain::short(snap, plan, &now_room, &job.params, job.name);
         if let Some(e) = &applied.raise_error {
             msg = format!("{e}; {msg}");
         }

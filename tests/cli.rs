@@ -298,3 +298,78 @@ fn top_level_help_shows_what_semprep_alone_does() {
     assert_eq!(run.matches("--dry-run").count(), 1, "{run}");
     assert!(!run.contains("Commands:"), "{run}");
 }
+
+/// What a first run with one leaked cookie reads: counts agree with their
+/// nouns, one set of 128 is not "0%", and a dry run says what the real run
+/// would come to (never "fixed" when nothing changed).
+#[test]
+fn wording_a_new_user_reads() {
+    let sb = Sandbox::new();
+    sb.limits("250 32000 32 128");
+    let o = sb.run(&["-n"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .trim_end()
+            .ends_with(": ready: nothing to change"),
+        "{}",
+        stdout(&o)
+    );
+
+    fixture(&["cookie"]);
+    let o = sb.run(&["status", "--min-age", "0"]);
+    assert_eq!(
+        stdout(&o).lines().last().unwrap_or_default(),
+        "semaphore sets 1/128 (<1%): 1 dm cookie (1 residual, 0 busy); semaphores 1/32000"
+    );
+    let o = sb.run(&["-n", "--min-age", "0"]);
+    assert!(
+        stdout(&o)
+            .trim_end()
+            .ends_with(": ready already; would still make the changes above"),
+        "{}",
+        stdout(&o)
+    );
+    let o = sb.run(&["--min-age", "0"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with(
+            "semprep: removed 1 residual dm cookie (0 busy kept, 0 look-alike sets left alone); \
+             semaphore sets in use 1 -> 0 of SEMMNI 128"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    // Short before, enough once the 20 residual cookies are gone.
+    sb.limits("250 32000 32 60");
+    fixture(&["cookie", "--count", "20"]);
+    fixture(&["foreign", "--count", "20"]);
+    let o = sb.run(&["-n", "--min-age", "0"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .trim_end()
+            .ends_with(": would fix: enough headroom after the changes above"),
+        "{}",
+        stdout(&o)
+    );
+    // `clean` leaves 20 foreign sets of 51: 31 free, one short of the reserve.
+    sb.limits("250 32000 32 51");
+    let o = sb.run(&["clean", "-n", "--min-age", "0"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .trim_end()
+            .ends_with(": still short: the daemon's start would fail"),
+        "{}",
+        stdout(&o)
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "`semprep clean` never raises the limit; run `semprep raise` or `semprep run`"
+        ) && !err.contains("policy clean"),
+        "{err}"
+    );
+}
