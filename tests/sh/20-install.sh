@@ -235,7 +235,7 @@ fi
 if command -v shellcheck >/dev/null; then
 	if shellcheck -s sh "$src/install.sh" "$src"/hooks/*.sh >"$tmp/sc" 2>&1 &&
 		shellcheck -s sh -e SC2034 "$src"/hooks/openrc/* "$src"/hooks/sysvinit/* >>"$tmp/sc" 2>&1 &&
-		shellcheck "$src"/tests/run.sh "$src"/tests/sh/*.sh "$src"/bench/run.sh "$src"/.ci/run >>"$tmp/sc" 2>&1; then
+		shellcheck "$src"/tests/run.sh "$src"/tests/deps.sh "$src"/tests/sh/*.sh "$src"/bench/run.sh "$src"/.ci/run >>"$tmp/sc" 2>&1; then
 		pass "shellcheck: install.sh, hooks, the init snippets and the test and CI scripts are clean"
 	else
 		fail "shellcheck: $(cat "$tmp/sc")"
