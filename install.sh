@@ -42,6 +42,17 @@ die() { # $1 = exit status, $2 = message
 	exit "$1"
 }
 
+# The command line as given, quoted for the shell, for the hint to re-run
+# it as root (the loop below shifts the options away).
+quote() { # $1 = one argument
+	case "$1" in
+	'' | *[!A-Za-z0-9_./=:,+@%-]*) printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")" ;;
+	*) printf '%s' "$1" ;;
+	esac
+}
+given=$(quote "$0")
+for a in "$@"; do given="$given $(quote "$a")"; done
+
 src=$(cd "$(dirname "$0")" && pwd -P)
 prefix=${PREFIX:-/usr/local}
 root=${DESTDIR:-/}
@@ -96,21 +107,35 @@ done
 [ -n "$sel" ] || die 2 "--units is empty (known: docker, containerd, isulad, all)"
 
 if [ -z "$R" ] && ! $dry && [ "$(id -u)" != 0 ]; then
-	die 1 "installing into / needs root: run 'sudo $0 $*', or use --root DIR or --dry-run"
+	die 1 "installing into / needs root: run it as root (sudo $given), or use --root DIR or --dry-run"
 fi
 
 manifest=/var/lib/semprep/install-manifest
 systemd_dir=/etc/systemd/system
 sbin=$prefix/sbin
 libexec=$prefix/libexec/semprep
-if $dry; then would="would "; else would=; fi
 summary=
 units_changed=false
+made= # directories this run created (or, dry, would create), one per line
 
-say() { # one line of the final summary, printed as it happens too
-	echo "  $would$*"
+say() { # $1 = verb (install, update, create, remove, keep, run), rest = what
+	# One line of the final summary, printed as it happens too: "would
+	# install X" in a dry run, "installed X" in a real one.
+	verb=$1
+	shift
+	if $dry; then
+		verb="would $verb"
+	else
+		case "$verb" in
+		keep) verb=kept ;;
+		run) verb=ran ;;
+		*e) verb=${verb}d ;;
+		*) verb=${verb}ed ;;
+		esac
+	fi
+	echo "  $verb $*"
 	summary="$summary
-  $would$*"
+  $verb $*"
 }
 
 sum() { cksum <"$1" | awk '{ print $1 "-" $2 }'; }
@@ -136,10 +161,18 @@ record() { # $@ = one manifest line; kept once, in first-seen order
 
 ensure_dir() { # $1 = target directory; creates missing parents, recording them
 	if [ -d "$R$1" ]; then return 0; fi
+	# A dry run creates nothing, so remember what it would have created.
+	case "$made" in *"
+$1
+"*) return 0 ;;
+	esac
 	[ "$1" = / ] || ensure_dir "$(dirname "$1")"
 	[ -e "$R$1" ] && die 1 "$R$1 exists and is not a directory"
 	$dry || mkdir -m 755 "$R$1"
-	say "created directory $1"
+	made="${made:-
+}$1
+"
+	say create "directory $1"
 	record dir "$1"
 }
 
@@ -168,10 +201,10 @@ put() {
 			return 0
 		fi
 		$dry || { rm -f "$R$dst.semprep-new"; cp "$tmp" "$R$dst.semprep-new"; chmod "$mode" "$R$dst.semprep-new"; mv -f "$R$dst.semprep-new" "$R$dst"; }
-		say "updated $dst"
+		say update "$dst"
 	else
 		$dry || { cp "$tmp" "$R$dst.semprep-new"; chmod "$mode" "$R$dst.semprep-new"; mv -f "$R$dst.semprep-new" "$R$dst"; }
-		say "installed $dst (mode $mode)"
+		say install "$dst (mode $mode)"
 	fi
 	record file "$dst"
 	case "$dst" in "$systemd_dir"/*) units_changed=true ;; esac
@@ -180,11 +213,8 @@ put() {
 daemon_reload() {
 	# Only the running systemd of this very root can load the change.
 	if [ -z "$R" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-		if $dry; then
-			say "run systemctl daemon-reload"
-		else
-			systemctl daemon-reload && say "ran systemctl daemon-reload"
-		fi
+		$dry || systemctl daemon-reload || return
+		say run "systemctl daemon-reload"
 	fi
 }
 
@@ -198,7 +228,7 @@ write_manifest() {
 		mv -f "$R$manifest.new" "$R$manifest"
 	fi
 	# Rewriting an existing manifest is bookkeeping, not news.
-	if [ ! -s "$work/old" ]; then say "installed $manifest (mode 644)"; fi
+	if [ ! -s "$work/old" ]; then say install "$manifest (mode 644)"; fi
 }
 
 do_uninstall() {
@@ -209,7 +239,7 @@ do_uninstall() {
 		file)
 			if [ -e "$R$path" ] || [ -L "$R$path" ]; then
 				$dry || rm -f "$R$path"
-				say "removed $path"
+				say remove "$path"
 				case "$path" in "$systemd_dir"/*) units_changed=true ;; esac
 			fi
 			;;
@@ -218,26 +248,26 @@ do_uninstall() {
 				:
 			elif [ "$(sum "$R$path")" = "$ck" ]; then
 				$dry || rm -f "$R$path"
-				say "removed $path"
+				say remove "$path"
 			else
-				say "kept $path: edited since installation"
+				say keep "$path: edited since installation"
 			fi
 			;;
 		esac
 	done <"$work/old"
 	$dry || rm -f "$R$manifest"
-	say "removed $manifest"
+	say remove "$manifest"
 	# Then the directories install.sh created, children first (reverse sort),
 	# each only if nothing else lives in it now.
 	awk '$1 == "dir" { print $2 }' "$work/old" | sort -r >"$work/dirs"
 	while read -r dir; do
 		[ -d "$R$dir" ] || continue
 		if $dry; then
-			say "remove directory $dir if empty"
+			say remove "directory $dir if empty"
 		elif rmdir "$R$dir" 2>/dev/null; then
-			say "removed directory $dir"
+			say remove "directory $dir"
 		else
-			say "kept directory $dir: not empty"
+			say keep "directory $dir: not empty"
 		fi
 	done <"$work/dirs"
 	if $units_changed; then daemon_reload; fi
@@ -302,7 +332,7 @@ if [ -e "$R$config" ]; then
 else
 	ensure_dir "$(dirname "$config")"
 	$dry || { cp "$src/config/semprep.conf" "$R$config"; chmod 644 "$R$config"; }
-	say "installed $config (mode 644)"
+	say install "$config (mode 644)"
 	record config "$config" "$(sum "$src/config/semprep.conf")"
 fi
 
@@ -323,6 +353,7 @@ if [ -z "$R" ]; then
 		echo "  systemctl cat $u        # shows ExecStartPre=$sbin/semprep run --daemon $u"
 	done
 	echo "  $sbin/semprep status  # semaphore sets in use, residual cookies, headroom"
+	echo "  (status needs no root; as a user whose PATH lacks $sbin, as on Debian, type the full path)"
 	echo "  edit $config to change the settings; they apply at the next start."
 	echo "  The hook runs at each start; restart a running daemon only if you need it now."
 	if [ ! -d /run/systemd/system ]; then

@@ -5,8 +5,9 @@
 use crate::daemon::Daemon;
 use crate::plan::Policy;
 use clap::builder::BoolishValueParser;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -264,25 +265,55 @@ fn parse_path(text: &str) -> Result<PathBuf, String> {
 }
 
 /// `semprep [OPTIONS]` means `semprep run [OPTIONS]`: insert `run` unless a
-/// subcommand or a top-level flag (help, version) comes first.
+/// subcommand or a top-level flag (help, version) comes first. A first word
+/// that is not an option is left for clap: `run` takes no positionals, so
+/// it can only be a mistyped command, and clap names the nearest one.
 pub fn with_default_command(mut args: Vec<OsString>) -> Vec<OsString> {
-    let first = args.get(1).and_then(|a| a.to_str());
-    let top_level = [
-        "run",
-        "status",
-        "clean",
-        "raise",
-        "exec",
-        "help",
-        "-h",
-        "--help",
-        "-V",
-        "--version",
-    ];
-    if !first.is_some_and(|f| top_level.contains(&f)) {
+    let first = args.get(1).map(|a| a.to_string_lossy());
+    let top_level = ["-h", "--help", "-V", "--version"];
+    if !first.is_some_and(|f| !f.starts_with('-') || top_level.contains(&&*f)) {
         args.insert(1.min(args.len()), "run".into());
     }
     args
+}
+
+/// Parses the command line (`std::env::args_os()`). A clap error (a usage
+/// error, or help and version, which clap reports as errors too) comes back
+/// with the arguments as clap saw them, for `finish::usage_error`.
+pub fn parse(args: Vec<OsString>) -> Result<Cli, (Vec<OsString>, clap::Error)> {
+    let args = with_default_command(args);
+    // Rendering run's options takes about three times the instructions of
+    // a whole run (callgrind), so only the top level's help pays for it:
+    // once `run` is inserted, -h, --help or help at argument 1 asks for it.
+    let help = args
+        .get(1)
+        .is_some_and(|a| ["-h", "--help", "help"].iter().any(|h| a == h));
+    let cmd = if help { command() } else { Cli::command() };
+    match cmd.try_get_matches_from(&args) {
+        Ok(mut matches) => Cli::from_arg_matches_mut(&mut matches).map_err(|e| (args, e)),
+        Err(e) => Err((args, e)),
+    }
+}
+
+/// The whole command line as clap sees it, for help, man pages and shell
+/// completions: `Cli` with run's options in the top-level help, since
+/// `semprep` alone is `semprep run` and takes them.
+pub fn command() -> clap::Command {
+    let top = Cli::command();
+    let heading = *top.get_styles().get_header();
+    let section = |options: clap::builder::StyledStr, rest: &str| {
+        let head = "Options of `semprep run`, which `semprep` alone runs:";
+        let mut s = clap::builder::StyledStr::new();
+        let _ = write!(s, "{heading}{head}{heading:#}\n{options}\n{rest}");
+        s
+    };
+    let run = || {
+        RunArgs::augment_args(clap::Command::new("semprep run"))
+            .disable_help_flag(true)
+            .help_template("{options}")
+    };
+    top.after_help(section(run().render_help(), AFTER_HELP))
+        .after_long_help(section(run().render_long_help(), AFTER_HELP))
 }
 
 #[cfg(test)]
@@ -293,6 +324,7 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
     }
 
     #[test]
@@ -344,11 +376,15 @@ mod tests {
     #[test]
     fn bare_invocation_means_run() {
         let argv = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        let cases: [(&[&str], &[&str]); 5] = [
+        let cases: [(&[&str], &[&str]); 8] = [
             (&["semprep"], &["semprep", "run"]),
             (&["semprep", "-n"], &["semprep", "run", "-n"]),
             (&["semprep", "status"], &["semprep", "status"]),
             (&["semprep", "--help"], &["semprep", "--help"]),
+            // A bare word is a (mistyped) command for clap to name.
+            (&["semprep", "stauts"], &["semprep", "stauts"]),
+            (&["semprep", "help", "run"], &["semprep", "help", "run"]),
+            (&["semprep", "--", "x"], &["semprep", "run", "--", "x"]),
             (
                 &["semprep", "--daemon", "none"],
                 &["semprep", "run", "--daemon", "none"],

@@ -5,34 +5,39 @@
 use crate::apply::{Applied, Skip, SkipReason};
 use crate::limits::Limits;
 use crate::plan::{DEFAULT_SEMMSL, DEFAULT_SEMOPM, Headroom, LIBDM_MIN, Params, Plan, Policy};
-use crate::report::key_hex;
+use crate::report::{key_hex, plural};
 use crate::snapshot::Snapshot;
 use log::{debug, info};
 use std::collections::BTreeMap;
 
-/// Why the limits were not raised, as the policy and the caps have it.
-pub fn not_raised(snap: &Snapshot, p: &Params) -> String {
-    match p.policy {
-        Policy::Clean | Policy::Report => format!(
-            "policy {} does not raise the limit",
-            if p.policy == Policy::Clean {
-                "clean"
-            } else {
-                "report"
-            }
-        ),
-        Policy::Auto | Policy::Raise => format!(
-            "SEMMNI cannot go above {} (the kernel's maximum, or --max-semmni)",
-            p.max_semmni
-                .unwrap_or(snap.kernel_max_semmni)
-                .min(snap.kernel_max_semmni)
-        ),
+/// Why the limits were not raised, as the command or policy the operator
+/// chose and the caps have it.
+pub fn not_raised(snap: &Snapshot, p: &Params, command: &str) -> String {
+    let cap = p
+        .max_semmni
+        .unwrap_or(snap.kernel_max_semmni)
+        .min(snap.kernel_max_semmni);
+    why_not_raised(command, p.policy, cap)
+}
+
+/// `not_raised` without the snapshot: the pure wording, table-tested.
+fn why_not_raised(command: &str, policy: Policy, cap: u32) -> String {
+    match policy {
+        Policy::Clean if command == "clean" => {
+            "`semprep clean` never raises the limit; run `semprep raise` or `semprep run`".into()
+        }
+        Policy::Clean => "policy clean does not raise the limit".into(),
+        Policy::Report => "policy report does not raise the limit".into(),
+        Policy::Auto | Policy::Raise => {
+            format!("SEMMNI cannot go above {cap} (the kernel's maximum, or --max-semmni)")
+        }
     }
 }
 
 /// Why headroom is short in `room` under `limits`, and what to do about it.
 /// `cause` is what kept semprep from fixing it (a refused write, the time
-/// budget); without one, the policy or the cap did (`not_raised`).
+/// budget); without one, the command, the policy or the cap did
+/// (`not_raised`). `command` is the subcommand the operator ran.
 pub fn short(
     snap: &Snapshot,
     plan: &Plan,
@@ -40,6 +45,7 @@ pub fn short(
     room: &Headroom,
     p: &Params,
     cause: Option<&str>,
+    command: &str,
 ) -> String {
     let mut what = Vec::new();
     if room.free_sets < p.reserve {
@@ -67,7 +73,7 @@ pub fn short(
             limits.semopm
         ));
     }
-    let why = cause.map_or_else(|| not_raised(snap, p), str::to_owned);
+    let why = cause.map_or_else(|| not_raised(snap, p, command), str::to_owned);
     let mut fix = Vec::new();
     if room.free_sets < p.reserve || room.free_sems < p.reserve {
         fix.push(format!(
@@ -90,9 +96,9 @@ pub fn short(
         ));
     }
     format!(
-        "headroom still short: {}; {} residual cookies removable, {} busy kept; {why}. {}",
+        "headroom still short: {}; {} removable, {} busy kept; {why}. {}",
         what.join("; "),
-        plan.remove.len(),
+        plural(plan.remove.len(), "residual cookie"),
         plan.count("busy"),
         fix.join(". "),
     )
@@ -162,11 +168,11 @@ pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {
     }
     if !applied.removed.is_empty() {
         info!(
-            "removed {} residual dm cookies ({} busy kept, {} look-alike sets left alone); \
+            "removed {} ({} busy kept, {} left alone); \
              semaphore sets in use {} -> {} of SEMMNI {}",
-            applied.removed.len(),
+            plural(applied.removed.len(), "residual dm cookie"),
             plan.count("busy"),
-            plan.count("foreign"),
+            plural(plan.count("foreign"), "look-alike set"),
             snap.sets_in_use,
             snap.sets_in_use
                 .saturating_sub(applied.removed.len() as u64),
@@ -216,5 +222,59 @@ mod tests {
             ]
         );
         assert_eq!(skipped_lines(&[]), Vec::<String>::new());
+    }
+
+    #[test]
+    fn why_not_raised_names_what_the_operator_chose() {
+        // (command, policy, SEMMNI cap, must contain, must not contain)
+        let cases = [
+            (
+                "clean",
+                Policy::Clean,
+                32_768,
+                "`semprep clean` never raises the limit; run `semprep raise` or `semprep run`",
+                "policy",
+            ),
+            (
+                "run",
+                Policy::Clean,
+                32_768,
+                "policy clean does not raise the limit",
+                "semprep clean",
+            ),
+            (
+                "exec",
+                Policy::Clean,
+                32_768,
+                "policy clean does not raise the limit",
+                "semprep clean",
+            ),
+            (
+                "run",
+                Policy::Report,
+                32_768,
+                "policy report does not raise the limit",
+                "semprep clean",
+            ),
+            (
+                "run",
+                Policy::Auto,
+                256,
+                "SEMMNI cannot go above 256 (the kernel's maximum, or --max-semmni)",
+                "policy",
+            ),
+            (
+                "raise",
+                Policy::Raise,
+                32_768,
+                "SEMMNI cannot go above 32768",
+                "policy",
+            ),
+        ];
+        for (command, policy, cap, want, not) in cases {
+            let got = why_not_raised(command, policy, cap);
+            assert!(got.contains(want), "{command} {policy:?}: {got}");
+            assert!(!got.contains(not), "{command} {policy:?}: {got}");
+        }
     }
 }

@@ -1,13 +1,11 @@
-use clap::Parser;
-use semprep::cli::{Cli, Command, with_default_command};
+use semprep::cli::{self, Command};
 
 fn main() {
-    let args = with_default_command(std::env::args_os().collect());
     // clap's usage errors exit 2 (with a JSON document under --json);
     // --help and --version exit 0.
-    let cli = match Cli::try_parse_from(&args) {
+    let cli = match cli::parse(std::env::args_os().collect()) {
         Ok(cli) => cli,
-        Err(e) => std::process::exit(semprep::finish::usage_error(&args, e)),
+        Err((args, e)) => std::process::exit(semprep::finish::usage_error(&args, e)),
     };
     let out = match &cli.command {
         Command::Run(a) => &a.output,

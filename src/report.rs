@@ -1,7 +1,7 @@
 //! Turning snapshots, plans and results into text for operators (JSON is
 //! `json.rs`). Nothing here decides anything.
 
-use crate::plan::Plan;
+use crate::plan::{Plan, Verdict};
 use crate::snapshot::Snapshot;
 use std::fmt::Write;
 use std::io;
@@ -46,11 +46,22 @@ pub fn human_age(secs: u64) -> String {
     }
 }
 
-fn percent(used: u64, max: u32) -> u64 {
-    if max == 0 {
-        100
+/// `3 residual dm cookies`, `1 residual dm cookie`.
+pub fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
     } else {
-        used * 100 / u64::from(max)
+        format!("{n} {noun}s")
+    }
+}
+
+/// Rounded down, except that a little is `<1%`, never `0%`: 1 of 128 sets
+/// in use is not an empty table. Rounding down keeps `100%` for full.
+fn percent(used: u64, max: u32) -> String {
+    match used.saturating_mul(100).checked_div(u64::from(max)) {
+        None => "100%".to_owned(),
+        Some(0) if used > 0 => "<1%".to_owned(),
+        Some(p) => format!("{p}%"),
     }
 }
 
@@ -60,14 +71,14 @@ pub fn summary(snap: &Snapshot, plan: &Plan) -> String {
     let (residual, busy) = (plan.count("residual"), plan.count("busy"));
     let lookalike = plan.count("foreign");
     let mut s = format!(
-        "semaphore sets {}/{} ({}%): {} dm cookies ({residual} residual, {busy} busy)",
+        "semaphore sets {}/{} ({}): {} ({residual} residual, {busy} busy)",
         snap.sets_in_use,
         snap.limits.semmni,
         percent(snap.sets_in_use, snap.limits.semmni),
-        residual + busy,
+        plural(residual + busy, "dm cookie"),
     );
     if lookalike > 0 {
-        let _ = write!(s, ", {lookalike} look-alike sets");
+        let _ = write!(s, ", {}", plural(lookalike, "look-alike set"));
     }
     let _ = write!(
         s,
@@ -143,13 +154,20 @@ pub fn plan_text(snap: &Snapshot, plan: &Plan) -> String {
         summary(snap, plan),
         plan.after.free_sets,
         plan.after.free_sems,
-        match plan.verdict {
-            crate::plan::Verdict::Ready => "ready",
-            crate::plan::Verdict::Fixed => "fixed",
-            crate::plan::Verdict::Short => "still short",
-        }
+        dry_run_verdict(plan)
     );
     out
+}
+
+/// The end of the dry run's summary: what the real run would come to.
+fn dry_run_verdict(plan: &Plan) -> &'static str {
+    let changes = !plan.remove.is_empty() || plan.raise.is_some();
+    match plan.verdict {
+        Verdict::Ready if changes => "ready already; would still make the changes above",
+        Verdict::Ready => "ready: nothing to change",
+        Verdict::Fixed => "would fix: enough headroom after the changes above",
+        Verdict::Short => "still short: the daemon's start would fail",
+    }
 }
 
 #[cfg(test)]
@@ -173,7 +191,111 @@ mod tests {
         }
         assert_eq!(key_hex(0x0D4D_0A2B), "0x0d4d0a2b");
         assert_eq!(key_hex(-1), "0xffffffff");
-        assert_eq!(percent(128, 128), 100);
-        assert_eq!(percent(1, 0), 100);
+        assert_eq!(percent(128, 128), "100%");
+        assert_eq!(percent(1, 0), "100%");
+    }
+
+    #[test]
+    fn counts_agree_with_their_nouns() {
+        let cases = [
+            (0, "residual dm cookie", "0 residual dm cookies"),
+            (1, "residual dm cookie", "1 residual dm cookie"),
+            (2, "residual dm cookie", "2 residual dm cookies"),
+            (1, "look-alike set", "1 look-alike set"),
+            (120, "dm cookie", "120 dm cookies"),
+        ];
+        for (n, noun, want) in cases {
+            assert_eq!(plural(n, noun), want);
+        }
+    }
+
+    #[test]
+    fn percentages_never_round_to_empty_or_full() {
+        // (used, max, shown): a set in use is never "0%", a free one never "100%".
+        let cases = [
+            (0, 128, "0%"),
+            (1, 128, "<1%"),
+            (1, 32_000, "<1%"),
+            (2, 128, "1%"),
+            (64, 128, "50%"),
+            (127, 128, "99%"),
+            (31_999, 32_000, "99%"),
+            (128, 128, "100%"),
+            (130, 128, "101%"),
+            (0, 0, "100%"),
+        ];
+        for (used, max, want) in cases {
+            assert_eq!(percent(used, max), want, "{used}/{max}");
+        }
+    }
+
+    fn plan(verdict: Verdict, remove: usize, raise: bool) -> Plan {
+        let room = crate::plan::headroom(&LIMITS, 0, 0, 0);
+        Plan {
+            sets: Vec::new(),
+            remove: (0..remove as i32).collect(),
+            raise: raise.then_some(LIMITS),
+            before: room,
+            after: room,
+            verdict,
+            rule: None,
+        }
+    }
+
+    const LIMITS: crate::limits::Limits = crate::limits::Limits {
+        semmsl: 250,
+        semmns: 32_000,
+        semopm: 32,
+        semmni: 128,
+    };
+
+    #[test]
+    fn dry_run_verdict_says_what_the_run_would_do() {
+        let cases = [
+            (Verdict::Ready, 0, false, "ready: nothing to change"),
+            (
+                Verdict::Ready,
+                2,
+                false,
+                "ready already; would still make the changes above",
+            ),
+            (
+                Verdict::Ready,
+                0,
+                true,
+                "ready already; would still make the changes above",
+            ),
+            (
+                Verdict::Fixed,
+                3,
+                false,
+                "would fix: enough headroom after the changes above",
+            ),
+            (
+                Verdict::Fixed,
+                0,
+                true,
+                "would fix: enough headroom after the changes above",
+            ),
+            (
+                Verdict::Short,
+                0,
+                false,
+                "still short: the daemon's start would fail",
+            ),
+            (
+                Verdict::Short,
+                5,
+                true,
+                "still short: the daemon's start would fail",
+            ),
+        ];
+        for (verdict, remove, raise, want) in cases {
+            assert_eq!(
+                dry_run_verdict(&plan(verdict, remove, raise)),
+                want,
+                "{verdict:?}, {remove} removals, raise {raise}"
+            );
+        }
     }
 }

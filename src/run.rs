@@ -351,7 +351,15 @@ fn verdict_error(snap: &Snapshot, plan: &Plan, job: &Job) -> Option<Error> {
         return None;
     }
     let limits = plan.raise.unwrap_or(snap.limits);
-    let msg = crate::explain::short(snap, plan, &limits, &plan.after, &job.params, None);
+    let msg = crate::explain::short(
+        snap,
+        plan,
+        &limits,
+        &plan.after,
+        &job.params,
+        None,
+        job.name,
+    );
     error!("{msg}");
     Some(Error::new(Code::Short, msg))
 }
@@ -387,7 +395,7 @@ fn outcome(
             (Some(e), None) => Some(e.clone()),
             (None, Some(r)) => Some(format!(
                 "{r}; {}",
-                crate::explain::not_raised(snap, &job.params)
+                crate::explain::not_raised(snap, &job.params, job.name)
             )),
             (None, None) => None,
         };
@@ -398,6 +406,7 @@ fn outcome(
             &now_room,
             &job.params,
             cause.as_deref(),
+            job.name,
         );
         error!("{msg}");
         *verdict = Some(Error::new(Code::Short, msg));

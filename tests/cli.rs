@@ -220,3 +220,160 @@ fn journal_priority_prefixes_only_when_stderr_is_the_journal() {
         stderr(&o)
     );
 }
+
+/// semprep without a sandbox, for what needs no root (parsing, help):
+/// no inherited SEMPREP_*, so the host's settings do not leak in.
+fn unprivileged(args: &[&str]) -> std::process::Output {
+    let mut c = std::process::Command::new(SEMPREP);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SEMPREP_") {
+            c.env_remove(k);
+        }
+    }
+    c.args(args).output().unwrap()
+}
+
+/// A bare word is a mistyped command, not an argument of `run` (which
+/// takes none): clap names the nearest command, exit 2.
+#[test]
+fn mistyped_command_gets_a_suggestion() {
+    for (typo, meant) in [
+        ("stauts", "status"),
+        ("statsu", "status"),
+        ("clen", "clean"),
+        ("rasie", "raise"),
+        ("exce", "exec"),
+        ("runn", "run"),
+    ] {
+        let o = unprivileged(&[typo, "--json"]);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 2, "{typo}: {err}");
+        assert!(
+            err.contains(&format!("a similar subcommand exists: '{meant}'")),
+            "{typo}: no suggestion of {meant}: {err}"
+        );
+        assert!(!err.contains("semprep run [OPTIONS]"), "{typo}: {err}");
+        // Under --json, stdout has the one document, carrying the error.
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert_eq!(doc["exit_code"], 2, "{typo}");
+        let msg = doc["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(&format!("'{typo}'")), "{typo}: {msg}");
+    }
+    // Far from every command: still named as an unknown command.
+    let o = unprivileged(&["frobnicate"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unrecognized subcommand 'frobnicate'"),
+        "{}",
+        stderr(&o)
+    );
+    // Options without a command still mean `semprep run`.
+    let o = unprivileged(&["--no-such-option"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("Usage: semprep run"), "{}", stderr(&o));
+}
+
+/// `semprep --help` (and -h, and `semprep help`) says what `semprep` alone
+/// does and lists the options it takes, which are run's.
+#[test]
+fn top_level_help_shows_what_semprep_alone_does() {
+    for args in [&["--help"][..], &["-h"], &["help"]] {
+        let o = unprivileged(args);
+        assert_eq!(code(&o), 0, "{args:?}: {}", stderr(&o));
+        let text = stdout(&o);
+        for word in [
+            "semprep run",
+            "--dry-run",
+            "--json",
+            "--policy",
+            "--min-age",
+            "--daemon",
+            "--strict",
+            "Exit codes",
+            "status",
+        ] {
+            assert!(text.contains(word), "{word} missing from {args:?}:\n{text}");
+        }
+    }
+    let long = stdout(&unprivileged(&["--help"]));
+    assert!(long.contains("SEMPREP_DRY_RUN"), "{long}");
+    // Run's own help is unchanged: its options once, no command list.
+    let run = stdout(&unprivileged(&["run", "--help"]));
+    assert_eq!(run.matches("--dry-run").count(), 1, "{run}");
+    assert!(!run.contains("Commands:"), "{run}");
+}
+
+/// What a first run with one leaked cookie reads: counts agree with their
+/// nouns, one set of 128 is not "0%", and a dry run says what the real run
+/// would come to (never "fixed" when nothing changed).
+#[test]
+fn wording_a_new_user_reads() {
+    let sb = Sandbox::new();
+    sb.limits("250 32000 32 128");
+    let o = sb.run(&["-n"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .trim_end()
+            .ends_with(": ready: nothing to change"),
+        "{}",
+        stdout(&o)
+    );
+
+    fixture(&["cookie"]);
+    let o = sb.run(&["status", "--min-age", "0"]);
+    assert_eq!(
+        stdout(&o).lines().last().unwrap_or_default(),
+        "semaphore sets 1/128 (<1%): 1 dm cookie (1 residual, 0 busy); semaphores 1/32000"
+    );
+    let o = sb.run(&["-n", "--min-age", "0"]);
+    assert!(
+        stdout(&o)
+            .trim_end()
+            .ends_with(": ready already; would still make the changes above"),
+        "{}",
+        stdout(&o)
+    );
+    let o = sb.run(&["--min-age", "0"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with(
+            "semprep: removed 1 residual dm cookie (0 busy kept, 0 look-alike sets left alone); \
+             semaphore sets in use 1 -> 0 of SEMMNI 128"
+        ),
+        "{}",
+        stderr(&o)
+    );
+
+    // Short before, enough once the 20 residual cookies are gone.
+    sb.limits("250 32000 32 60");
+    fixture(&["cookie", "--count", "20"]);
+    fixture(&["foreign", "--count", "20"]);
+    let o = sb.run(&["-n", "--min-age", "0"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .trim_end()
+            .ends_with(": would fix: enough headroom after the changes above"),
+        "{}",
+        stdout(&o)
+    );
+    // `clean` leaves 20 foreign sets of 51: 31 free, one short of the reserve.
+    sb.limits("250 32000 32 51");
+    let o = sb.run(&["clean", "-n", "--min-age", "0"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stdout(&o)
+            .trim_end()
+            .ends_with(": still short: the daemon's start would fail"),
+        "{}",
+        stdout(&o)
+    );
+    let err = stderr(&o);
+    assert!(
+        err.contains(
+            "`semprep clean` never raises the limit; run `semprep raise` or `semprep run`"
+        ) && !err.contains("policy clean"),
+        "{err}"
+    );
+}

@@ -100,18 +100,40 @@ mkdir "$R3"
 inst "$R3" --binary "$bin" --dry-run || ok=false
 [ -z "$(ls -A "$R3")" ] || ok=false
 grep -q 'would installed /usr/local/sbin/semprep\|would install' "$tmp/log" || ok=false
+cp "$tmp/log" "$tmp/dry-install"
 inst "$R" --binary "$bin2" --units all --dry-run || ok=false
-grep -q 'would updated /usr/local/sbin/semprep' "$tmp/log" || ok=false
+grep -q 'would update /usr/local/sbin/semprep' "$tmp/log" || ok=false
+cp "$tmp/log" "$tmp/dry-update"
 snap "$R" mtime >"$tmp/after"
 diff -q "$tmp/before" "$tmp/after" >/dev/null || ok=false
 inst "$R" --uninstall -n || ok=false
-grep -q 'would removed /usr/local/sbin/semprep' "$tmp/log" || ok=false
+grep -q 'would remove /usr/local/sbin/semprep' "$tmp/log" || ok=false
+cp "$tmp/log" "$tmp/dry-uninstall"
 snap "$R" mtime >"$tmp/after"
 diff -q "$tmp/before" "$tmp/after" >/dev/null || ok=false
 if $ok; then
 	pass "--dry-run: install, update and uninstall print their actions and change nothing"
 else
 	fail "--dry-run changed something or said nothing: $(cat "$tmp/log")"
+fi
+# Each action in the present tense after "would" ("would install", not
+# "would installed"), and each directory once, as the real run creates it.
+if ! cat "$tmp/dry-install" "$tmp/dry-update" "$tmp/dry-uninstall" |
+	grep -E 'would [a-z]+(ed|ran|kept) ' >"$tmp/bad"; then
+	pass "--dry-run: every 'would' is followed by a verb in the present tense"
+else
+	fail "--dry-run wording: $(cat "$tmp/bad")"
+fi
+R3b=$tmp/r3b
+mkdir "$R3b"
+inst "$R3" --binary "$bin" --units all --dry-run
+sed -n -e 's/^  would install /  installed /p' -e 's/^  would create /  created /p' "$tmp/log" >"$tmp/said"
+inst "$R3b" --binary "$bin" --units all
+grep '^  ' "$tmp/log" >"$tmp/did"
+if [ -s "$tmp/did" ] && diff -u "$tmp/did" "$tmp/said" >"$tmp/diff"; then
+	pass "--dry-run into an empty root lists exactly what the real run does, each directory once"
+else
+	fail "--dry-run and the real run differ: $(cat "$tmp/diff")"
 fi
 
 # --- 4. an update replaces the binary, keeps the mode, reports it ---
@@ -205,6 +227,15 @@ check_err 1 "no cargo on PATH and no --binary" "no cargo, no --binary" \
 if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
 	check_err 1 "needs root" "not root for /" \
 		setpriv --reuid=65534 --regid=65534 --clear-groups "$SH" "$src/install.sh" --binary "$bin"
+	# The hint to re-run as root keeps every option, quoted for the shell.
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$SH" "$src/install.sh" \
+		--binary "$bin" --units 'docker containerd' --force >"$tmp/log" 2>&1
+	want="sudo $src/install.sh --binary $bin --units 'docker containerd' --force"
+	if grep -qF "$want" "$tmp/log"; then
+		pass "not root for /: the sudo hint repeats the options: $want"
+	else
+		fail "not root for /: the hint lost the options (want: $want): $(cat "$tmp/log")"
+	fi
 else
 	echo "SKIP: error: not root for /: needs root and setpriv to drop privileges"
 fi
@@ -231,11 +262,39 @@ else
 	fail "--root ran systemctl: $(cat "$tmp/systemctl.calls" 2>/dev/null)"
 fi
 
-# --- 10. shellcheck (install.sh, hooks, and the init snippets as sh) ---
+# --- 10. into / itself, in a private mount namespace ---
+# What install.sh says after a real install: the full path for a user
+# whose PATH lacks /usr/local/sbin. /usr/local, /etc/default,
+# /etc/systemd/system and /var/lib are fresh tmpfs mounts in a mount
+# namespace of its own, so nothing reaches the host.
+if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && [ -d /etc/systemd/system ] &&
+	[ -d /etc/default ] && [ ! -e /etc/sysconfig ]; then
+	# shellcheck disable=SC2016 # expanded by the inner sh
+	PATH=$tmp/fakebin:$PATH unshare --mount --propagation private sh -c '
+		for d in /usr/local /etc/default /etc/systemd/system /var/lib; do
+			mount -t tmpfs semprep-test "$d" || exit 1
+		done
+		"$1" "$2/install.sh" --binary "$3" || exit 1
+		[ -x /usr/local/sbin/semprep ] && [ -f /var/lib/semprep/install-manifest ] &&
+			echo "(test: installed into /)"
+	' sh "$SH" "$src" "$bin" >"$tmp/log" 2>&1
+	if grep -q '^(test: installed into /)$' "$tmp/log" &&
+		grep -qF '  /usr/local/sbin/semprep status' "$tmp/log" &&
+		grep -qF 'as a user whose PATH lacks /usr/local/sbin' "$tmp/log" &&
+		grep -qF 'type the full path' "$tmp/log"; then
+		pass "install into /: says a user whose PATH lacks /usr/local/sbin types /usr/local/sbin/semprep status"
+	else
+		fail "install into /: $(cat "$tmp/log")"
+	fi
+else
+	echo "SKIP: install into /: needs root, unshare, /etc/systemd/system and /etc/default, and no /etc/sysconfig"
+fi
+
+# --- 11. shellcheck (install.sh, hooks, and the init snippets as sh) ---
 if command -v shellcheck >/dev/null; then
 	if shellcheck -s sh "$src/install.sh" "$src"/hooks/*.sh >"$tmp/sc" 2>&1 &&
 		shellcheck -s sh -e SC2034 "$src"/hooks/openrc/* "$src"/hooks/sysvinit/* >>"$tmp/sc" 2>&1 &&
-		shellcheck "$src"/tests/run.sh "$src"/tests/sh/*.sh "$src"/bench/run.sh "$src"/.ci/run >>"$tmp/sc" 2>&1; then
+		shellcheck "$src"/tests/run.sh "$src"/tests/deps.sh "$src"/tests/sh/*.sh "$src"/bench/run.sh "$src"/.ci/run >>"$tmp/sc" 2>&1; then
 		pass "shellcheck: install.sh, hooks, the init snippets and the test and CI scripts are clean"
 	else
 		fail "shellcheck: $(cat "$tmp/sc")"
