@@ -37,7 +37,7 @@ show_dropin() { mv "$T/10-semprep.conf" "$M$DROPIN"; }
 # SEMPREP_E2E_DEB=FILE: the same cases with that .deb installed by dpkg in
 # the booted container instead of install.sh, then purged (lib/e2e-deb.sh).
 DEB=${SEMPREP_E2E_DEB:-}
-# shellcheck source=tests/sh/lib/e2e-deb.sh
+# shellcheck disable=SC1091 # 70-packages.sh shellchecks lib/e2e-deb.sh
 [ -z "$DEB" ] || . "$src/tests/sh/lib/e2e-deb.sh"
 
 for b in "${SEMPREP_BIN:-}" "${SEMFIXTURE_BIN:-}"; do
