@@ -12,7 +12,12 @@ daemon starts, the init-script hooks and an example configuration.
 
 Options:
   --binary PATH   install this semprep binary (default: build it with
-                  `cargo build --release --locked` in this source tree)
+                  `cargo build --release --locked` in this source tree, and
+                  the man page and completions with `cargo xtask dist man
+                  completions`)
+  --dist DIR      take the man page and completions from DIR (default:
+                  target/dist of this source tree); without them, install.sh
+                  says so and installs the rest
   --prefix DIR    installation prefix (default: $PREFIX, else /usr/local)
   --units LIST    daemons to hook, comma-separated: docker, containerd,
                   isulad or all (default: docker)
@@ -30,6 +35,10 @@ Files (PREFIX=/usr/local):
   /usr/local/sbin/semprep
   /usr/local/libexec/semprep/semprep-hook         generic init-script hook
   /usr/local/libexec/semprep/semprep-<daemon>     exec wrapper per unit
+  /usr/local/share/man/man8/semprep.8
+  /usr/local/share/{bash-completion/completions/semprep,
+                   zsh/site-functions/_semprep,
+                   fish/vendor_completions.d/semprep.fish}
   /etc/systemd/system/<unit>.service.d/10-semprep.conf
   /etc/sysconfig/semprep if /etc/sysconfig exists, else /etc/default/semprep
                   (only if absent; never overwritten)
@@ -58,6 +67,7 @@ prefix=${PREFIX:-/usr/local}
 root=${DESTDIR:-/}
 units=docker
 binary=
+dist=
 uninstall=false
 dry=false
 force=false
@@ -66,6 +76,8 @@ while [ $# -gt 0 ]; do
 	case "$1" in
 	--binary) [ $# -ge 2 ] || die 2 "--binary needs a path"; binary=$2; shift ;;
 	--binary=*) binary=${1#*=} ;;
+	--dist) [ $# -ge 2 ] || die 2 "--dist needs a directory"; dist=$2; shift ;;
+	--dist=*) dist=${1#*=} ;;
 	--prefix) [ $# -ge 2 ] || die 2 "--prefix needs a directory"; prefix=$2; shift ;;
 	--prefix=*) prefix=${1#*=} ;;
 	--units) [ $# -ge 2 ] || die 2 "--units needs a list"; units=$2; shift ;;
@@ -114,6 +126,7 @@ manifest=/var/lib/semprep/install-manifest
 systemd_dir=/etc/systemd/system
 sbin=$prefix/sbin
 libexec=$prefix/libexec/semprep
+share=$prefix/share
 summary=
 units_changed=false
 made= # directories this run created (or, dry, would create), one per line
@@ -292,6 +305,7 @@ if [ -n "$binary" ]; then
 	fi
 elif $dry; then
 	echo "  would run cargo build --release --locked in $src"
+	echo "  would run cargo xtask dist man completions in $src"
 	binary=/dev/null
 else
 	command -v cargo >/dev/null 2>&1 ||
@@ -301,6 +315,8 @@ else
 	(cd "$src" && cargo build --release --locked) || die 1 "cargo build failed"
 	binary=${CARGO_TARGET_DIR:-$src/target}/release/semprep
 	[ -x "$binary" ] || die 1 "cargo build left no $binary"
+	echo "Building: cargo xtask dist man completions"
+	(cd "$src" && cargo xtask dist man completions) || die 1 "cargo xtask dist man completions failed"
 fi
 
 echo "Installing semprep into ${R:-/} (prefix $prefix):"
@@ -314,6 +330,26 @@ for u in $sel; do
 	put "$src/hooks/semprep-exec.sh" "$libexec/semprep-$exe" 755
 	put "$src/systemd/$u.service.d/10-semprep.conf" "$systemd_dir/$u.service.d/10-semprep.conf" 644
 done
+
+# The man page and completions, generated from semprep's --help definition
+# (cargo xtask dist man completions), where man and each shell look under
+# PREFIX.
+dist=${dist:-${CARGO_TARGET_DIR:-$src/target}/dist}
+if [ -f "$dist/semprep.8" ] || [ "$binary" = /dev/null ]; then
+	for f in semprep.8:man/man8/semprep.8 \
+		completions/bash/semprep:bash-completion/completions/semprep \
+		completions/zsh/_semprep:zsh/site-functions/_semprep \
+		completions/fish/semprep.fish:fish/vendor_completions.d/semprep.fish; do
+		from=$dist/${f%%:*}
+		# dry run without a build: they do not exist yet
+		[ "$binary" = /dev/null ] && [ ! -f "$from" ] && from=/dev/null
+		[ -f "$from" ] || [ "$from" = /dev/null ] || die 1 "$from is missing: run cargo xtask dist man completions"
+		put "$from" "$share/${f#*:}" 644
+	done
+else
+	echo "  skipped the man page and completions: no $dist/semprep.8 (make them as your user"
+	echo "  with 'cargo xtask dist man completions', or pass --dist DIR)"
+fi
 
 # The configuration: where the distribution keeps such files, only if none.
 if [ -e "$R/etc/sysconfig/semprep" ]; then

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs a container daemon through `semprep exec`, for init systems that have
-# no ExecStartPre= (OpenRC, SysV init). install.sh installs this file once
-# per unit as /usr/local/libexec/semprep/semprep-dockerd, semprep-containerd
-# and semprep-isulad; the name says which daemon to run. Point the init
+# no ExecStartPre= (OpenRC, SysV init). install.sh (and the packages)
+# install this file once per unit as
+# /usr/local/libexec/semprep/semprep-dockerd, semprep-containerd and
+# semprep-isulad; the name says which daemon to run. Point the init
 # script's daemon binary at it (DOCKERD_BINARY= in OpenRC's
 # /etc/conf.d/docker, DOCKERD= in Debian's /etc/default/docker); it receives
 # the daemon's arguments unchanged.

@@ -24,6 +24,16 @@ packages=(
 	busybox           # the hooks under busybox sh
 	dash              # install.sh and the hooks under dash
 	jq                # tests/sh/75-deploy.sh: the node-problem-detector config
+	dpkg-dev          # tests/sh/70-packages.sh: dpkg-shlibdeps for the .deb
+	rpm               # rpmbuild, rpm -qlp, rpm -i --root
+	rpmlint
+	lintian
+	mandoc            # mandoc -T lint on the man page
+	man-db            # man -l
+	bash-completion   # the completion tests load it
+	fish
+	zsh
+	git               # xtask's source tarball (git ls-files)
 )
 # --- end of the packages ---
 

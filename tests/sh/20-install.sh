@@ -21,8 +21,17 @@ printf '#!/bin/sh\necho semprep stand-in\n' >"$bin" && chmod 755 "$bin"
 bin2=$tmp/semprep2
 printf '#!/bin/sh\necho semprep stand-in, newer\n' >"$bin2" && chmod 755 "$bin2"
 
+# Stand-ins for what `cargo xtask dist man completions` makes (70-packages.sh
+# installs the real ones).
+dist=$tmp/dist
+mkdir -p "$dist/completions/bash" "$dist/completions/zsh" "$dist/completions/fish"
+printf '.TH SEMPREP 8\n' >"$dist/semprep.8"
+for f in bash/semprep zsh/_semprep fish/semprep.fish; do echo "# $f" >"$dist/completions/$f"; done
+
 inst() { # $1 = root, rest = options; output in $tmp/log
-	"$SH" "$src/install.sh" --root "$@" >"$tmp/log" 2>&1
+	local root=$1
+	shift
+	"$SH" "$src/install.sh" --root "$root" --dist "$dist" "$@" >"$tmp/log" 2>&1
 }
 
 # Path, mode, owner, type, checksum and (with $2 set) mtime of everything.
@@ -61,6 +70,19 @@ if inst "$R" --binary "$bin" --units all; then
 755 f ./usr/local/libexec/semprep/semprep-isulad
 755 d ./usr/local/sbin
 755 f ./usr/local/sbin/semprep
+755 d ./usr/local/share
+755 d ./usr/local/share/bash-completion
+755 d ./usr/local/share/bash-completion/completions
+644 f ./usr/local/share/bash-completion/completions/semprep
+755 d ./usr/local/share/fish
+755 d ./usr/local/share/fish/vendor_completions.d
+644 f ./usr/local/share/fish/vendor_completions.d/semprep.fish
+755 d ./usr/local/share/man
+755 d ./usr/local/share/man/man8
+644 f ./usr/local/share/man/man8/semprep.8
+755 d ./usr/local/share/zsh
+755 d ./usr/local/share/zsh/site-functions
+644 f ./usr/local/share/zsh/site-functions/_semprep
 755 d ./var
 755 d ./var/lib
 755 d ./var/lib/semprep
@@ -75,13 +97,27 @@ EOF
 		cmp -s "$src/config/semprep.conf" "$R/etc/default/semprep" &&
 		cmp -s "$src/systemd/docker.service.d/10-semprep.conf" "$R/etc/systemd/system/docker.service.d/10-semprep.conf" &&
 		cmp -s "$src/hooks/semprep-hook.sh" "$R/usr/local/libexec/semprep/semprep-hook" &&
-		cmp -s "$src/hooks/semprep-exec.sh" "$R/usr/local/libexec/semprep/semprep-dockerd"; then
+		cmp -s "$src/hooks/semprep-exec.sh" "$R/usr/local/libexec/semprep/semprep-dockerd" &&
+		cmp -s "$dist/semprep.8" "$R/usr/local/share/man/man8/semprep.8" &&
+		cmp -s "$dist/completions/zsh/_semprep" "$R/usr/local/share/zsh/site-functions/_semprep"; then
 		pass "installed files are the source files, unchanged for PREFIX=/usr/local"
 	else
 		fail "installed files differ from the sources"
 	fi
 else
 	fail "install --root (empty): $(cat "$tmp/log")"
+fi
+
+# Without the generated files install.sh says so and installs the rest.
+N=$tmp/noman
+mkdir "$N"
+if "$SH" "$src/install.sh" --root "$N" --dist "$tmp/nowhere" --binary "$bin" >"$tmp/log" 2>&1 &&
+	grep -q "skipped the man page and completions: no $tmp/nowhere/semprep.8" "$tmp/log" &&
+	grep -q "cargo xtask dist man completions" "$tmp/log" &&
+	[ -x "$N/usr/local/sbin/semprep" ] && [ ! -e "$N/usr/local/share" ]; then
+	pass "no generated man page: install.sh says how to make it and installs the rest"
+else
+	fail "install without the man page: $(cat "$tmp/log")"
 fi
 
 # --- 2. a second run changes nothing, not even an mtime ---

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # systemd, for real (docs/design.md §10): Debian bookworm with its docker.io, booted
 # with systemd as PID 1 in systemd-nspawn; semprep installed by
-# `install.sh --root`; `systemctl start docker` with SEMMNI full of residual
+# `install.sh --root` (or, with SEMPREP_E2E_DEB=FILE, that .deb by dpkg in
+# the running container, purged at the end: lib/e2e-deb.sh, run by
+# 70-packages.sh); `systemctl start docker` with SEMMNI full of residual
 # udev cookies in the container's IPC namespace. A probe ExecStartPre= after
 # semprep's needs one semaphore set, as devicemapper would.
 #
@@ -27,6 +29,16 @@ failed=0
 pass() { echo "PASS: $*"; }
 fail() { echo "FAIL: $*"; failed=1; }
 note() { echo "   $*" >&2; }
+# Where install.sh puts semprep; case 2 hides its drop-in by moving it away.
+SBIN=/usr/local/sbin
+DROPIN=/etc/systemd/system/docker.service.d/10-semprep.conf
+hide_dropin() { mv "$M$DROPIN" "$T/10-semprep.conf"; }
+show_dropin() { mv "$T/10-semprep.conf" "$M$DROPIN"; }
+# SEMPREP_E2E_DEB=FILE: the same cases with that .deb installed by dpkg in
+# the booted container instead of install.sh, then purged (lib/e2e-deb.sh).
+DEB=${SEMPREP_E2E_DEB:-}
+# shellcheck disable=SC1091 # 70-packages.sh shellchecks lib/e2e-deb.sh
+[ -z "$DEB" ] || . "$src/tests/sh/lib/e2e-deb.sh"
 
 for b in "${SEMPREP_BIN:-}" "${SEMFIXTURE_BIN:-}"; do
 	if [ -z "$b" ] || [ ! -x "$b" ]; then
@@ -109,20 +121,26 @@ echo 'DOCKER_OPTS="--iptables=false --ip6tables=false --ip-forward=false --bridg
 # Boot with docker stopped: the test starts it.
 rm -f "$M/etc/systemd/system/multi-user.target.wants/docker.service" \
 	"$M/etc/systemd/system/sockets.target.wants/docker.socket"
-if ! sh "$src/install.sh" --root "$M" --binary "$SEMPREP_BIN" --units docker >"$T/install.log" 2>&1; then
+if [ -z "$DEB" ] && ! sh "$src/install.sh" --root "$M" --binary "$SEMPREP_BIN" --units docker >"$T/install.log" 2>&1; then
 	fail "install.sh --root: $(cat "$T/install.log")"
 	exit 1
 fi
-CONF=$M/etc/default/semprep # a Debian root: install.sh picks /etc/default
-if [ -f "$CONF" ] && grep -q '^#SEMPREP_MIN_AGE=5m' "$CONF"; then
-	pass "install.sh --root put the example config at /etc/default/semprep (Debian root)"
-else
-	fail "no example config at /etc/default/semprep"
-fi
-# Fresh cookies count as residual here.
-echo 'SEMPREP_MIN_AGE=0' >>"$CONF"
+CONF=$M/etc/default/semprep # a Debian root: install.sh picks /etc/default; the .deb ships it
+CONF_BY="install.sh --root put the example config"
+[ -z "$DEB" ] || CONF_BY="the .deb installed its conffile"
+conf_ready() {
+	if [ -f "$CONF" ] && grep -q '^#SEMPREP_MIN_AGE=5m' "$CONF"; then
+		pass "$CONF_BY at /etc/default/semprep (Debian root)"
+	else
+		fail "no example config at /etc/default/semprep"
+	fi
+	# Fresh cookies count as residual here.
+	echo 'SEMPREP_MIN_AGE=0' >>"$CONF"
+}
+[ -n "$DEB" ] || conf_ready
 # The probe: after semprep's drop-in (10-), it needs one set, as libdm would.
 install -m 755 "$SEMFIXTURE_BIN" "$M/usr/local/bin/semfixture"
+mkdir -p "$M/etc/systemd/system/docker.service.d" # install.sh made it; dpkg does not
 cat >"$M/etc/systemd/system/docker.service.d/20-probe.conf" <<'EOF'
 [Service]
 # semprep's e2e test: needs one SysV semaphore set, as devicemapper would.
@@ -163,6 +181,10 @@ esac
 if [ "$(readlink "/proc/$LEADER/ns/ipc")" = "$(readlink /proc/self/ns/ipc)" ]; then
 	fail "the container shares the host's IPC namespace: refusing to touch semaphores"
 	exit 1
+fi
+if [ -n "$DEB" ]; then
+	deb_install || exit 1
+	conf_ready
 fi
 
 # fill SEMMNI POLICY COOKIES FOREIGN: reset the container's semaphores.
@@ -223,16 +245,16 @@ else
 	fail "sets in use $before -> $after, SEMMNI $(semmni)"
 fi
 show=$(in_c systemctl show docker -p ExecStartPre)
-if [[ "$show" == *"path=/usr/local/sbin/semprep ; argv[]=/usr/local/sbin/semprep run --daemon docker ;"*"status=0 }"* ]] &&
+if [[ "$show" == *"path=$SBIN/semprep ; argv[]=$SBIN/semprep run --daemon docker ;"*"status=0 }"* ]] &&
 	[[ "$show" == *"argv[]=/usr/local/bin/semfixture probe ;"* ]]; then
 	pass "systemctl show docker -p ExecStartPre lists semprep run --daemon docker (status 0), then the probe"
 else
 	fail "ExecStartPre: $show"
 fi
 cat=$(in_c systemctl cat docker 2>/dev/null)
-if grep -qxF '# /etc/systemd/system/docker.service.d/10-semprep.conf' <<<"$cat" &&
-	grep -qxF 'ExecStartPre=/usr/local/sbin/semprep run --daemon docker' <<<"$cat"; then
-	pass "systemctl cat docker shows /etc/systemd/system/docker.service.d/10-semprep.conf"
+if grep -qxF "# $DROPIN" <<<"$cat" &&
+	grep -qxF "ExecStartPre=$SBIN/semprep run --daemon docker" <<<"$cat"; then
+	pass "systemctl cat docker shows $DROPIN"
 else
 	fail "systemctl cat docker does not show the drop-in"
 fi
@@ -253,7 +275,7 @@ fi
 
 # --- 2. control: the same state without semprep fails at the probe ---
 reset_docker
-mv "$M/etc/systemd/system/docker.service.d/10-semprep.conf" "$T/10-semprep.conf"
+hide_dropin
 # docker.service restarts a failed start (Restart=on-failure), and after
 # StartLimitBurst=3 the last invocation is "Start request repeated too
 # quickly", which ran nothing and logged nothing. Restart=no keeps the
@@ -274,7 +296,7 @@ fi
 
 # --- 3. control: foreign sets, policy clean: semprep's exit 3 fails the start ---
 reset_docker
-mv "$T/10-semprep.conf" "$M/etc/systemd/system/docker.service.d/10-semprep.conf"
+show_dropin
 echo 'SEMPREP_POLICY=clean' >>"$CONF"
 in_c systemctl daemon-reload
 fill 48 0 48
@@ -300,6 +322,7 @@ else
 	fi
 fi
 reset_docker
+[ -z "$DEB" ] || deb_purge
 
 # --- power off ---
 in_c systemctl poweroff >/dev/null 2>&1
