@@ -14,7 +14,7 @@
 //! semprep created (0600, root) is never replaced; and a run locks only the
 //! file that is still at the path after it took the lock (`is_at`).
 
-use log::warn;
+use log::{debug, warn};
 use nix::errno::Errno;
 use std::ffi::OsStr;
 use std::fs::{File, Metadata, OpenOptions};
@@ -236,6 +236,7 @@ fn replace(path: &Path, old: &Metadata) -> Result<Option<File>, String> {
     // Another run replaced it first, and may hold what came out: put it back.
     match exchange(&spare, path) {
         Ok(()) => {
+            debug!("another run replaced {} first: swapped back", path.display());
             let _ = std::fs::remove_file(&spare);
             Ok(None)
         }
@@ -260,3 +261,7 @@ fn exchange(a: &Path, b: &Path) -> nix::Result<()> {
 fn exchange(_: &Path, _: &Path) -> nix::Result<()> {
     Err(Errno::ENOSYS)
 }
+
+#[cfg(test)]
+#[path = "file_tests.rs"]
+mod tests;
