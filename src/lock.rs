@@ -25,6 +25,7 @@ use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, fcntl};
 use std::fs::File;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -137,6 +138,15 @@ impl LockGuard {
         use nix::fcntl::FdFlag;
         fcntl(&self.file, FcntlArg::F_SETFD(FdFlag::empty()))?;
         Ok(())
+    }
+
+    /// Whether `other` names the lock file (stat only: opening and closing
+    /// it would drop the lock).
+    pub fn is_named_by(&self, other: &Path) -> bool {
+        match (self.file.metadata(), std::fs::metadata(other)) {
+            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+            _ => false,
+        }
     }
 
     /// The lock file, its directory resolved (no symbolic links).

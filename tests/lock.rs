@@ -157,7 +157,10 @@ fn a_leftover_child_holding_the_inherited_descriptor_does_not_hold_the_lock() {
     let o = sb.run(&["clean", "--min-age", "0", "--lock-timeout", "0"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(gone(&cookies));
-    assert!(has_open(child.0, &lock), "the child went away: nothing tested");
+    assert!(
+        has_open(child.0, &lock),
+        "the child went away: nothing tested"
+    );
 }
 
 /// While the program runs, it alone holds the lock: a refused run names it
@@ -193,7 +196,10 @@ fn the_exec_d_program_holds_the_lock_until_it_dies_and_its_child_never() {
     assert_eq!(posix_lock_holder(&lock), Some(pid), "/proc/locks");
 
     program.kill(); // SIGKILL
-    assert!(has_open(child.0, &lock), "the child went away: nothing tested");
+    assert!(
+        has_open(child.0, &lock),
+        "the child went away: nothing tested"
+    );
     let o = sb.run(&["clean", "--min-age", "0", "--lock-timeout", "0"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(gone(&cookies));
@@ -294,9 +300,17 @@ fn a_lock_directory_others_can_write_is_refused() {
         (sticky.join("semprep.lock"), sticky.clone(), "mode 1777"),
         (tmp_lock.join("x.lock"), "/tmp".into(), "mode 1777"),
         (group.join("semprep.lock"), group.clone(), "mode 0775"),
-        (theirs.join("semprep.lock"), theirs.clone(), "owned by uid 65534"),
+        (
+            theirs.join("semprep.lock"),
+            theirs.clone(),
+            "owned by uid 65534",
+        ),
         (below.join("semprep.lock"), open.clone(), "mode 0777"),
-        (below.join("new/dir/semprep.lock"), open.clone(), "mode 0777"),
+        (
+            below.join("new/dir/semprep.lock"),
+            open.clone(),
+            "mode 0777",
+        ),
         (link.join("semprep.lock"), "/tmp".into(), "mode 1777"),
     ];
     for (path, dir, why) in &cases {
@@ -368,7 +382,11 @@ fn a_lock_file_others_could_open_is_replaced_and_the_lock_taken_at_once() {
     let sb = Sandbox::new();
     let lock = sb.lock_path();
     for (owner, mode, want) in [
-        (0, 0o644, "opened it read-only, an fcntl read lock, a flock (shared)"),
+        (
+            0,
+            0o644,
+            "opened it read-only, an fcntl read lock, a flock (shared)",
+        ),
         (
             65534,
             0o600,
@@ -456,5 +474,47 @@ fn concurrent_runs_replacing_the_lock_file_stay_mutually_exclusive() {
         let m = std::fs::symlink_metadata(&lock).unwrap();
         assert_eq!(m.mode() & 0o7777, 0o600, "round {round}");
         std::fs::remove_file(&lock).unwrap();
+    }
+}
+
+/// Reading a pidfile that is the lock file would close a descriptor of it
+/// (dropping the lock), and the persist file is renamed into place: neither
+/// may name the lock file, and neither is touched.
+#[test]
+fn a_pidfile_or_persist_file_that_is_the_lock_file_is_refused() {
+    let sb = Sandbox::new();
+    let sleeper = Proc(Command::new("sleep").arg("60").spawn().unwrap());
+    let pidfile = file_with(
+        &sb.dir.join("docker.pid"),
+        &format!("{}\n", sleeper.pid()),
+        0o600,
+    );
+    let persist = sb.dir.join("90-semprep.conf");
+    let cookies = fixture(&["cookie", "--count", "2"]);
+    let cases: [(&Path, &[&str], &str); 3] = [
+        (&pidfile, &["--daemon", "docker", "--pidfile"], "--pidfile"),
+        (&pidfile, &["--daemon", "isulad", "--pidfile"], "--pidfile"),
+        (&persist, &["--persist", "--persist-file"], "--persist-file"),
+    ];
+    for (path, args, option) in cases {
+        let before = std::fs::symlink_metadata(path).ok().map(|_| stamp(path));
+        let o = sb
+            .semprep()
+            .args(["run", "--min-age", "0", "--lock-timeout", "0"])
+            .args(args)
+            .arg(path)
+            .env("SEMPREP_LOCK_FILE", path)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert_eq!(code(&o), 2, "{option}: {err}");
+        assert!(
+            err.contains(&format!("{option} {} is the lock file", path.display())),
+            "{err}"
+        );
+        if let Some(before) = before {
+            assert_eq!(stamp(path), before, "{option}: the file changed");
+        }
+        assert!(!gone(&cookies), "{option}: cookies removed");
     }
 }

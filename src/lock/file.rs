@@ -236,7 +236,10 @@ fn replace(path: &Path, old: &Metadata) -> Result<Option<File>, String> {
     // Another run replaced it first, and may hold what came out: put it back.
     match exchange(&spare, path) {
         Ok(()) => {
-            debug!("another run replaced {} first: swapped back", path.display());
+            debug!(
+                "another run replaced {} first: swapped back",
+                path.display()
+            );
             let _ = std::fs::remove_file(&spare);
             Ok(None)
         }

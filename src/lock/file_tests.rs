@@ -70,7 +70,13 @@ fn only_an_empty_file_or_an_older_semprep_s_pid_is_a_lock_file() {
 #[test]
 fn who_else_could_open_it() {
     let s = Scratch::new("others");
-    for (mode, open) in [(0o600, false), (0o400, false), (0o640, true), (0o604, true), (0o644, true)] {
+    for (mode, open) in [
+        (0o600, false),
+        (0o400, false),
+        (0o640, true),
+        (0o604, true),
+        (0o644, true),
+    ] {
         let p = s.file(&format!("m{mode:o}"), "", mode);
         let m = std::fs::metadata(&p).unwrap();
         // Owned by whoever runs the tests: root in CI.
@@ -86,11 +92,18 @@ fn a_file_others_could_open_is_swapped_for_a_fresh_locked_one() {
     let old = std::fs::metadata(&path).unwrap();
     let fresh = replace(&path, &old).unwrap().expect("replaced");
     let now = std::fs::symlink_metadata(&path).unwrap();
-    assert!(same(&now, &fresh.metadata().unwrap()), "the fresh file is not at the path");
+    assert!(
+        same(&now, &fresh.metadata().unwrap()),
+        "the fresh file is not at the path"
+    );
     assert!(!same(&now, &old));
     assert_eq!(now.mode() & 0o7777, 0o600);
     assert_eq!(now.len(), 0);
-    assert_eq!(s.names(), ["semprep.lock"], "the old file or the spare is left");
+    assert_eq!(
+        s.names(),
+        ["semprep.lock"],
+        "the old file or the spare is left"
+    );
     assert!(is_at(&fresh, &path));
 }
 
@@ -104,8 +117,14 @@ fn a_run_that_lost_the_race_puts_the_winner_s_file_back() {
     std::fs::rename(&winner, &path).unwrap();
     let theirs = std::fs::metadata(&path).unwrap();
 
-    assert!(replace(&path, &seen).unwrap().is_none(), "replaced the winner's file");
+    assert!(
+        replace(&path, &seen).unwrap().is_none(),
+        "replaced the winner's file"
+    );
     let now = std::fs::symlink_metadata(&path).unwrap();
-    assert!(same(&now, &theirs), "the winner's file is not back at the path");
+    assert!(
+        same(&now, &theirs),
+        "the winner's file is not back at the path"
+    );
     assert_eq!(s.names(), ["semprep.lock"], "the spare is left");
 }
