@@ -32,6 +32,20 @@ fn spawn_line(mut cmd: Command) -> (Proc, String) {
     (p, line.trim().to_owned())
 }
 
+/// Spawns, retrying ETXTBSY: a program just copied (named_copy) can still be
+/// open for writing in a child that another test thread forked meanwhile.
+fn spawn(cmd: &mut Command) -> std::process::Child {
+    for _ in 0..200 {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            r => return r.unwrap(),
+        }
+    }
+    panic!("{cmd:?}: text file busy for 2 s")
+}
+
 /// A process that is not our child (a daemon's leftover): SIGKILLed on drop.
 struct Orphan(i32);
 
@@ -517,4 +531,44 @@ fn a_pidfile_or_persist_file_that_is_the_lock_file_is_refused() {
         }
         assert!(!gone(&cookies), "{option}: cookies removed");
     }
+}
+
+/// The upgrade: a daemon started by an older `semprep exec` holds a flock,
+/// which a record lock does not see. The daemon liveness check still keeps
+/// semprep from removing anything under it.
+#[test]
+fn an_older_semprep_s_flock_is_not_seen_and_the_liveness_check_protects() {
+    let sb = Sandbox::new();
+    let lock = file_with(&sb.lock_path(), &format!("{:<10}\n", 4242), 0o600);
+    let dockerd_bin = named_copy(&sb.dir, "sleep", "dockerd");
+    let mut dockerd = Proc(spawn(Command::new(dockerd_bin).arg("60")));
+    wait_until("the copy to run as dockerd", || {
+        semprep::process::comm(dockerd.pid()).as_deref() == Some("dockerd")
+    });
+    let pidfile = file_with(
+        &sb.dir.join("docker.pid"),
+        &format!("{}\n", dockerd.pid()),
+        0o644,
+    );
+    let _old = Proc::fixture(&["flock-hold", lock.to_str().unwrap()], true);
+    let cookies = fixture(&["cookie", "--count", "2"]);
+    let ipc = sysvipc();
+    let clean = |daemon: &str| {
+        sb.semprep()
+            .args(["clean", "--min-age", "0", "--lock-timeout", "0"])
+            .args(["--daemon", daemon, "--pidfile"])
+            .arg(&pidfile)
+            .output()
+            .unwrap()
+    };
+    let o = clean("docker");
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert!(stderr(&o).contains("dockerd (pid"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("lock file"), "{}", stderr(&o));
+    assert_eq!(sysvipc(), ipc);
+
+    dockerd.kill();
+    let o = clean("docker");
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(gone(&cookies));
 }
