@@ -35,8 +35,8 @@ pub(super) fn refuse_interface(path: &Path) -> Result<(), String> {
     let fs = statfs::statfs(path).map_err(|e| format!("statfs: {e}"))?;
     match INTERFACES.iter().find(|(t, _)| *t == fs.filesystem_type()) {
         Some((_, name)) => Err(format!(
-            "is on {name}, a kernel interface file system (like /proc and /sys), whose files \
-             are settings, not files; {FIX}"
+            "is on {name}, a kernel interface file system (like /proc and /sys): its files \
+             are kernel settings, never a lock; {FIX}"
         )),
         None => Ok(()),
     }
