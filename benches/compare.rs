@@ -584,14 +584,15 @@ fn parse_args() -> Config {
 
 fn main() {
     let mut cfg = parse_args();
+    let unprivileged = !nix::unistd::getuid().is_root();
     enter_user_namespace_if_needed();
-    // tmpfs when there is one, as /run (where the lock file lives) is on
-    // most systems: a lock file on a disk file system costs a journal write.
-    let base = Path::new("/dev/shm");
-    let base = if base.is_dir() {
-        base.to_path_buf()
+    // semprep refuses a lock file below a directory that others can write
+    // (/dev/shm, /tmp): /run, where the real lock lives; unprivileged, the
+    // build's directory, whose owner is root in our user namespace.
+    let base = if unprivileged {
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
     } else {
-        std::env::temp_dir()
+        PathBuf::from("/run")
     };
     let tmp = base.join(format!("semprep-bench-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap_or_else(|e| die(e));

@@ -10,8 +10,9 @@
 #
 # semprep prepares the semaphores, then execve()s the real daemon in the same
 # process: the pid the init system recorded stays the daemon's, and the
-# daemon inherits semprep's lock, so no other semprep run touches cookies
-# while it lives. If semprep is missing the daemon starts without it.
+# daemon's process keeps semprep's lock (its children do not), so no other
+# semprep run touches cookies while it lives. If semprep is missing the
+# daemon starts without it.
 #
 # The real daemon is $SEMPREP_DAEMON_BINARY if set, else the first
 # executable NAME in /usr/bin, /usr/sbin, /usr/local/bin, /usr/local/sbin,

@@ -30,7 +30,7 @@ pub enum Liveness {
 }
 
 impl Daemon {
-    fn default_pidfile(self) -> Option<&'static str> {
+    pub fn default_pidfile(self) -> Option<&'static str> {
         match self {
             Daemon::Docker => Some("/var/run/docker.pid"),
             Daemon::Isulad => Some("/var/run/isulad.pid"),

@@ -13,7 +13,9 @@ pub fn exec(program: &[OsString], lock: Option<&LockGuard>) -> i32 {
         error!("exec: no program given after --");
         return 2;
     };
-    // The lock's descriptor was made inheritable when it was taken; keeping
+    // The lock's descriptor was made to survive execve when it was taken:
+    // the record lock stays with this process, which becomes the program,
+    // and its children inherit the descriptor but never the lock. Keeping
     // the guard alive until here means the lock is never released between
     // preparation and exec.
     let _held = lock;

@@ -1,18 +1,35 @@
 //! The lock that serialises every state-changing semprep run, and that
-//! `semprep exec` hands to the daemon for its whole life.
+//! `semprep exec` hands to the daemon for its whole life (docs/design.md).
 //!
-//! It is a `flock` on an open file, not a pidfile: the kernel drops it when
-//! the last descriptor closes, so a holder killed at any point never leaves a
-//! stale lock behind.
+//! It is a POSIX record lock (`fcntl(F_SETLK)`, a write lock on the whole
+//! file), not a pidfile and not a `flock`:
+//! - it belongs to one process: kept across `execve` (the descriptor's
+//!   FD_CLOEXEC cleared), never inherited by `fork`. A `flock` is shared by
+//!   every process that inherits the descriptor, and Go daemons pass it on
+//!   to children that outlive them (dockerd → containerd → shims), so the
+//!   lock outlived the daemon it was meant to track;
+//! - the kernel drops it when the holder dies, so no stale lock is left;
+//! - `F_GETLK` names the holder's pid, so nothing is written into the file.
+//!
+//! A record lock is also dropped when its process closes *any* descriptor of
+//! the file, so the file is opened exactly once while the lock is held.
+//!
+//! Where the file may live, and which files semprep may use as its lock, is
+//! `dir` and `file`: an unprivileged user must never be able to hold, block
+//! or redirect the lock, and semprep never writes into a file.
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::io::Write;
+mod dir;
+mod file;
+
+use nix::errno::Errno;
+use nix::fcntl::{FcntlArg, fcntl};
+use std::fs::File;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Owns the locked file; dropping it releases the lock.
+/// Owns the locked file; dropping it (closing the file) releases the lock.
 #[derive(Debug)]
 pub struct LockGuard {
     file: File,
@@ -27,58 +44,39 @@ pub enum LockError {
     Busy(String),
 }
 
-/// Opens the lock file without following symlinks and refuses anything but
-/// a regular root-owned file with one link: semprep writes its pid into it,
-/// and must never truncate a file that an attacker pointed it at.
-fn open(path: &Path) -> Result<File, LockError> {
-    let bad = |why: String| LockError::BadPath(format!("lock file {}: {why}", path.display()));
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| bad(format!("cannot create its directory: {e}")))?;
+/// A write lock on the whole file (l_start 0, l_len 0 from SEEK_SET).
+fn whole_file(l_type: libc::c_int) -> libc::flock {
+    libc::flock {
+        l_type: l_type as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
     }
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => bad("is a symbolic link; expected a regular file".into()),
-            Some(libc::EISDIR) => bad("is a directory; expected a regular file".into()),
-            _ => bad(format!("cannot open it: {e}")),
-        })?;
-    let meta = file
-        .metadata()
-        .map_err(|e| bad(format!("cannot stat it: {e}")))?;
-    if !meta.file_type().is_file() {
-        return Err(bad("is not a regular file".into()));
-    }
-    if meta.uid() != 0 {
-        return Err(bad(format!(
-            "is owned by uid {}; expected root",
-            meta.uid()
-        )));
-    }
-    if meta.nlink() != 1 {
-        return Err(bad(format!("has {} hard links; expected 1", meta.nlink())));
-    }
-    Ok(file)
 }
 
-/// Who holds the lock, from the pid the holder wrote into the file. Read
-/// through the descriptor already checked by `open`, not the path again.
+/// One non-blocking attempt: Ok(false) when another process holds a lock.
+fn try_lock(file: &File) -> nix::Result<bool> {
+    match fcntl(file, FcntlArg::F_SETLK(&whole_file(libc::F_WRLCK))) {
+        Ok(_) => Ok(true),
+        Err(Errno::EAGAIN | Errno::EACCES) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Who holds the lock, as the kernel reports it (F_GETLK): no file content
+/// to trust, and no second open that would drop a lock of ours.
 fn holder(file: &File) -> String {
-    use std::os::unix::fs::FileExt;
-    let mut buf = [0u8; 32];
-    let n = file.read_at(&mut buf, 0).unwrap_or(0);
-    let pid = std::str::from_utf8(&buf[..n])
-        .ok()
-        .and_then(|t| t.trim().parse::<i32>().ok())
-        .filter(|&p| crate::process::alive(p));
-    match pid {
-        Some(p) => format!("held by {}", crate::process::describe(p)),
-        None => "held by another process".into(),
+    let mut probe = whole_file(libc::F_WRLCK);
+    match fcntl(file, FcntlArg::F_GETLK(&mut probe)) {
+        Ok(_) if probe.l_type == libc::F_UNLCK as libc::c_short => {
+            "held by a process that released it just now".into()
+        }
+        Ok(_) if probe.l_pid > 0 => format!("held by {}", crate::process::describe(probe.l_pid)),
+        // The kernel reports 0 for a holder outside our pid namespace.
+        Ok(_) if probe.l_pid == 0 => "held by a process outside semprep's pid namespace".into(),
+        Ok(_) => "held by an open file description lock (no pid)".into(),
+        Err(e) => format!("held by another process (F_GETLK: {e})"),
     }
 }
 
@@ -91,19 +89,25 @@ fn shown(wait: Duration) -> String {
     }
 }
 
-/// Takes the lock, waiting at most `wait`.
+/// Takes the lock, waiting at most `wait`. F_SETLKW has no timeout, so the
+/// wait polls F_SETLK with a growing pause.
 pub fn acquire(path: &Path, wait: Duration) -> Result<LockGuard, LockError> {
-    let file = open(path)?;
     let deadline = Instant::now() + wait;
-    let mut pause = Duration::from_millis(5);
-    loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
-                pause = (pause * 2).min(Duration::from_millis(100));
+    let dir = dir::secure(path).map_err(LockError::BadPath)?;
+    let path = dir.join(file::name(path).map_err(LockError::BadPath)?);
+    // Each round opens the file at the path afresh: another semprep may
+    // have replaced a file that others could open (see `file`) meanwhile.
+    for _ in 0..100 {
+        let file = file::open(&path).map_err(LockError::BadPath)?;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            let taken = try_lock(&file).map_err(|e| {
+                LockError::BadPath(format!("fcntl(F_SETLK) on {}: {e}", path.display()))
+            })?;
+            if taken {
+                break;
             }
-            Err(TryLockError::WouldBlock) => {
+            if Instant::now() >= deadline {
                 return Err(LockError::Busy(format!(
                     "lock file {} is {} (waited {})",
                     path.display(),
@@ -111,33 +115,41 @@ pub fn acquire(path: &Path, wait: Duration) -> Result<LockGuard, LockError> {
                     shown(wait)
                 )));
             }
-            Err(TryLockError::Error(e)) => {
-                return Err(LockError::BadPath(format!("flock {}: {e}", path.display())));
-            }
+            std::thread::sleep(pause.min(deadline.saturating_duration_since(Instant::now())));
+            pause = (pause * 2).min(Duration::from_millis(100));
         }
+        // Locked: but only the file still at the path is the lock.
+        if file::is_at(&file, &path) {
+            return Ok(LockGuard { file, path });
+        }
+        // Dropping `file` releases the lock on the replaced file.
     }
-    // Informational only (the flock is the lock): lets a waiter name us.
-    // Fixed width, so no ftruncate (a journal commit on disk filesystems)
-    // is needed when the file already has this length.
-    let content = format!("{:<10}\n", std::process::id());
-    if file.metadata().map(|m| m.len()).ok() != Some(content.len() as u64) {
-        let _ = file.set_len(0);
-    }
-    let _ = (&file).write_all(content.as_bytes());
-    Ok(LockGuard {
-        file,
-        path: path.to_owned(),
-    })
+    Err(LockError::Busy(format!(
+        "lock file {} was replaced 100 times while semprep tried to lock it",
+        path.display()
+    )))
 }
 
 impl LockGuard {
-    /// Lets the lock survive `execve`, so the exec'd daemon holds it.
+    /// Lets the descriptor survive `execve`, so the exec'd program's process
+    /// keeps the record lock. Its children inherit the descriptor, not the
+    /// lock.
     pub fn inherit_across_exec(&self) -> std::io::Result<()> {
-        use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+        use nix::fcntl::FdFlag;
         fcntl(&self.file, FcntlArg::F_SETFD(FdFlag::empty()))?;
         Ok(())
     }
 
+    /// Whether `other` names the lock file (stat only: opening and closing
+    /// it would drop the lock).
+    pub fn is_named_by(&self, other: &Path) -> bool {
+        match (self.file.metadata(), std::fs::metadata(other)) {
+            (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+            _ => false,
+        }
+    }
+
+    /// The lock file, its directory resolved (no symbolic links).
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -238,7 +238,7 @@ fn read_status(p: &Params, found: &mut Found) -> Result<Code, Error> {
 fn lock(job: &Job, budget: &Budget) -> Result<LockGuard, Error> {
     let wait = job.guard.lock_timeout.min(budget.remaining());
     match lock::acquire(&job.guard.lock_file, wait) {
-        Ok(guard) => Ok(guard),
+        Ok(guard) => refuse_aliases(job, guard),
         Err(LockError::BadPath(m)) => Err(Error::usage(m)),
         Err(LockError::Busy(m)) if wait < job.guard.lock_timeout => Err(Error::new(
             Code::Refused,
@@ -249,6 +249,29 @@ fn lock(job: &Job, budget: &Budget) -> Result<LockGuard, Error> {
         )),
         Err(LockError::Busy(m)) => Err(Error::new(Code::Refused, m)),
     }
+}
+
+/// Refuses a pidfile or persist file that is the lock file: reading the
+/// pidfile would close a descriptor of the lock file, which drops the lock,
+/// and writing the persist file would rename another file over it.
+fn refuse_aliases(job: &Job, guard: LockGuard) -> Result<LockGuard, Error> {
+    let d = job.daemon.daemon;
+    let pidfile = job.daemon.pidfile.clone().filter(|_| d != Daemon::None);
+    let pidfile = pidfile.or_else(|| d.default_pidfile().map(PathBuf::from));
+    for (option, path) in [
+        ("--pidfile", pidfile),
+        ("--persist-file", job.persist.clone()),
+    ] {
+        if let Some(p) = path.filter(|p| guard.is_named_by(p)) {
+            return Err(Error::usage(format!(
+                "{option} {} is the lock file {}: semprep would lose its lock; give the lock \
+                 a file of its own (--lock-file, default /run/semprep.lock)",
+                p.display(),
+                guard.path().display()
+            )));
+        }
+    }
+    Ok(guard)
 }
 
 /// Refuses destructive actions under a live daemon, unless --force.

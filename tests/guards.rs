@@ -122,9 +122,19 @@ fn has_open(pid: i32, path: &Path) -> bool {
     })
 }
 
-/// Whether nobody holds the flock on `path` (taken and dropped at once).
+/// Whether nobody holds semprep's lock (a record lock) on `path`: F_GETLK
+/// looks without taking it.
 fn lock_is_free(path: &Path) -> bool {
-    File::open(path).unwrap().try_lock().is_ok()
+    let f = File::open(path).unwrap();
+    let mut probe = libc::flock {
+        l_type: libc::F_WRLCK as i16,
+        l_whence: libc::SEEK_SET as i16,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    };
+    nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GETLK(&mut probe)).unwrap();
+    probe.l_type == libc::F_UNLCK as i16
 }
 
 /// Lines logged as warnings or errors.
@@ -187,7 +197,7 @@ fn four_concurrent_runs_remove_each_cookie_exactly_once() {
 
     // Hold the lock until all four have opened the lock file and wait for
     // it, so that they really contend.
-    let mut gate = Proc::fixture(&["flock-hold", lock.to_str().unwrap()], true);
+    let mut gate = Proc::fixture(&["fcntl-hold", lock.to_str().unwrap()], true);
     let runs: Vec<Bg> = (0..4)
         .map(|i| {
             let mut c = sb.semprep();
@@ -402,7 +412,7 @@ fn the_time_budget_bounds_the_lock_wait() {
     let sb = Sandbox::new();
     fixture(&["cookie", "--count", "3"]);
     let ipc = sysvipc();
-    let _holder = Proc::fixture(&["flock-hold", sb.lock_path().to_str().unwrap()], true);
+    let _holder = Proc::fixture(&["fcntl-hold", sb.lock_path().to_str().unwrap()], true);
     let timed = |args: &[&str]| {
         let t = Instant::now();
         let o = sb.run(args);
@@ -571,7 +581,7 @@ fn exec_with_the_lock_busy_starts_the_program_unless_strict() {
     let sb = Sandbox::new();
     fixture(&["cookie", "--count", "2"]);
     let ipc = sysvipc();
-    let _holder = Proc::fixture(&["flock-hold", sb.lock_path().to_str().unwrap()], true);
+    let _holder = Proc::fixture(&["fcntl-hold", sb.lock_path().to_str().unwrap()], true);
     for wait in [
         &["--lock-timeout", "200ms"][..],
         &["--lock-timeout", "60s", "--timeout", "1s"],

@@ -15,6 +15,9 @@
 //!   probe                        need one set and one semop, as a daemon would
 //!   count                        print the sets in use
 //!   flock-hold PATH | fcntl-hold PATH   hold a lock, print "ready", sleep
+//!   lock-attack PATH             as uid/gid 65534 (nobody), no groups: try
+//!       to create PATH or a file beside it, open it, fcntl-lock and flock
+//!       it; print "got: WHAT, ..." (or "got: nothing"), hold it all, sleep
 
 use semprep::snapshot::DM_COOKIE_MAGIC;
 use semprep::sysv;
@@ -148,6 +151,79 @@ fn sleep_forever(ready: &str) -> ! {
     }
 }
 
+/// An unprivileged user's every way to hold or block semprep's lock.
+fn lock_attack(path: &str) -> ! {
+    use nix::fcntl::{FcntlArg, fcntl};
+    use nix::unistd::{Gid, Uid};
+    let (uid, gid) = (Uid::from_raw(65534), Gid::from_raw(65534));
+    ok("setgroups", nix::unistd::setgroups(&[]).map_err(Into::into));
+    ok(
+        "setresgid",
+        nix::unistd::setresgid(gid, gid, gid).map_err(Into::into),
+    );
+    ok(
+        "setresuid",
+        nix::unistd::setresuid(uid, uid, uid).map_err(Into::into),
+    );
+    let mut got = Vec::new();
+    let mut keep = Vec::new(); // closing a descriptor would drop its locks
+    let beside = format!("{path}.attack");
+    for (what, p) in [
+        ("created the lock file", path),
+        ("created a file beside it", &beside),
+    ] {
+        if let Ok(f) = std::fs::File::create_new(p) {
+            got.push(what.to_owned());
+            keep.push(f);
+        }
+    }
+    for write in [false, true] {
+        let Ok(f) = std::fs::OpenOptions::new()
+            .read(!write)
+            .write(write)
+            .open(path)
+        else {
+            continue;
+        };
+        let (mode, l_type) = match write {
+            false => ("read-only", libc::F_RDLCK),
+            true => ("read-write", libc::F_WRLCK),
+        };
+        got.push(format!("opened it {mode}"));
+        let lock = libc::flock {
+            l_type: l_type as i16,
+            l_whence: libc::SEEK_SET as i16,
+            l_start: 0,
+            l_len: 0,
+            l_pid: 0,
+        };
+        if fcntl(&f, FcntlArg::F_SETLK(&lock)).is_ok() {
+            got.push(format!(
+                "an fcntl {} lock",
+                if write { "write" } else { "read" }
+            ));
+        }
+        let flocked = if write {
+            f.try_lock()
+        } else {
+            f.try_lock_shared()
+        };
+        if flocked.is_ok() {
+            got.push(format!(
+                "a flock ({})",
+                if write { "exclusive" } else { "shared" }
+            ));
+        }
+        keep.push(f);
+    }
+    let got = if got.is_empty() {
+        "nothing".to_owned()
+    } else {
+        got.join(", ")
+    };
+    sleep_forever(&format!("got: {got}"));
+}
+
 fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     let (cmd, args) = argv
@@ -192,6 +268,7 @@ fn main() {
             let _ = writeln!(out, "{}", info.sets);
         }
         "flock-hold" | "fcntl-hold" => {
+            use std::os::unix::fs::OpenOptionsExt;
             drop(out);
             let path = args
                 .first()
@@ -203,6 +280,9 @@ fn main() {
                     .write(true)
                     .create(true)
                     .truncate(false)
+                    // As semprep creates its lock file: one others could
+                    // open, semprep would replace.
+                    .mode(0o600)
                     .open(path),
             );
             if cmd == "flock-hold" {
@@ -220,6 +300,13 @@ fn main() {
                 let _ = writeln!(&f, "{}", std::process::id());
             }
             sleep_forever("ready");
+        }
+        "lock-attack" => {
+            drop(out);
+            let path = args
+                .first()
+                .unwrap_or_else(|| die("a path is needed".into()));
+            lock_attack(path);
         }
         other => die(format!("unknown command {other:?}")),
     }

@@ -27,7 +27,9 @@ impl Sandbox {
             );
         }
         static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
+        // Not under /tmp: semprep refuses a lock file below a directory
+        // that others can write, and tests put theirs here.
+        let dir = Path::new("/run").join(format!(
             "semprep-test-{}-{}",
             std::process::id(),
             N.fetch_add(1, Ordering::SeqCst)

@@ -30,7 +30,10 @@ if ! "${NS[@]}" true 2>/dev/null; then
 fi
 
 T=$(mktemp -d /tmp/semprep-hooks.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+# semprep refuses a lock file below a directory others can write (/tmp):
+# the lock lives in /run, or, unprivileged, in the build's directory.
+L=$(mktemp -d /run/semprep-hooks.XXXXXX 2>/dev/null || mktemp -d "$src/target/semprep-hooks.XXXXXX")
+trap 'rm -rf "$T" "$L"' EXIT
 export T SEMFIXTURE_BIN
 
 mkdir "$T/root"
@@ -56,7 +59,7 @@ chmod 755 "$T/bin/dockerd"
 # semprep's settings for every case: a lock and pidfile of our own, fresh
 # cookies count as residual, and where the wrapper finds the fake daemon.
 cat >"$T/semprep.conf" <<EOF
-SEMPREP_LOCK_FILE=$T/lock
+SEMPREP_LOCK_FILE=$L/lock
 SEMPREP_PIDFILE=$T/docker.pid
 SEMPREP_MIN_AGE=0
 SEMPREP_DAEMON_BINARY=$T/bin/dockerd
@@ -164,7 +167,7 @@ for SH in "${shells[@]}"; do
 		"${sh[@]}" "$WRAP" -p /run/x.pid --log-level "two words" '' &&
 		[ "$(cat "$T/daemon.pid")" = "$(cat "$T/launcher.pid")" ] &&
 		[ "$(printf '%s\n' -p /run/x.pid --log-level "two words" '')" = "$(cat "$T/daemon.args")" ] &&
-		[ "$(cat "$T/daemon.count")" = 0 ] && grep -q " -> $T/lock\$" "$T/daemon.fds"; then
+		[ "$(cat "$T/daemon.count")" = 0 ] && grep -q " -> $L/lock\$" "$T/daemon.fds"; then
 		pass "[$SH] semprep-dockerd: cookies gone before the daemon runs, same pid, arguments intact, lock fd inherited"
 	else
 		fail "[$SH] semprep-dockerd: out: $(cat "$T/out"); pid $(cat "$T/daemon.pid" "$T/launcher.pid" 2>&1 | tr '\n' ' '); args $(tr '\n' '|' <"$T/daemon.args" 2>&1); fds $(cat "$T/daemon.fds" 2>&1)"
@@ -258,7 +261,7 @@ command_args="${DOCKER_OPTS}"
 eval "\"\$command\" $command_args"
 EOF
 	if ns 40 40 0 "${sh[@]}" "$T/init-openrc" && [ "$(cat "$T/daemon.count" 2>/dev/null)" = 0 ] &&
-		[ "$(tr '\n' ' ' <"$T/daemon.args")" = "--log-level warn " ] && grep -q " -> $T/lock\$" "$T/daemon.fds"; then
+		[ "$(tr '\n' ' ' <"$T/daemon.args")" = "--log-level warn " ] && grep -q " -> $L/lock\$" "$T/daemon.fds"; then
 		pass "[$SH] OpenRC conf.d snippet (DOCKERD_BINARY=): the daemon runs through semprep exec with DOCKER_OPTS"
 	else
 		fail "[$SH] OpenRC snippet: $(cat "$T/out")"

@@ -12,7 +12,11 @@
 #   2. control, same state without semprep's drop-in: the start fails at the
 #      probe (semget: No space left on device);
 #   3. control, SEMMNI full of foreign sets, SEMPREP_POLICY=clean: the start
-#      fails with semprep's exit 3 and its explanation in `systemctl status`.
+#      fails with semprep's exit 3 and its explanation in `systemctl status`;
+#   4. `semprep exec -- dockerd`: the lock is dockerd's process's alone. Its
+#      containerd and a container's shim inherit the descriptor; a refused
+#      run names dockerd; after `kill -9` of dockerd (the shim lives on, the
+#      descriptor open) the next run takes the lock at once.
 #
 # The debootstrap root is built once and cached in $SEMPREP_E2E_ROOT
 # (default /var/tmp/semprep-e2e-root; about a minute and 0.6 GB); each run
@@ -323,6 +327,81 @@ else
 fi
 reset_docker
 [ -z "$DEB" ] || deb_purge
+
+# --- 4. semprep exec -- dockerd: the lock is dockerd's alone ---
+# A flock (semprep's first lock) is held by every process that inherits its
+# descriptor: here dockerd's containerd and the shim of a container, which
+# outlives both. A record lock belongs to dockerd's process only. runc cannot
+# create cgroups in this container (the host's cgroup v1 hierarchies are
+# read-only inside), so a stand-in OCI runtime starts the container as a
+# plain sleep; the containerd-shim-runc-v2 around it is the real one.
+in_c systemctl stop containerd.service >/dev/null 2>&1 # dockerd then starts its own
+cat >"$M/usr/local/bin/semprep-e2e-runtime" <<'RUNTIME'
+#!/bin/sh
+# semprep's e2e test: an OCI runtime that "runs" a container as a sleep.
+cmd= pidfile= id=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--pid-file) pidfile=$2; shift 2 ;;
+	--root | --log | --log-format | --bundle | --console-socket) shift 2 ;;
+	--*) shift ;;
+	create | start | state | kill | delete | features) cmd=$1; shift ;;
+	*) id=$1; shift ;;
+	esac
+done
+case $cmd in
+create)
+	sleep 600 </dev/null >/dev/null 2>&1 &
+	printf %s $! >"$pidfile"
+	printf %s $! >"/run/semprep-e2e-$id.pid" ;;
+state) printf '{"ociVersion":"1.0.2","id":"%s","pid":%s,"status":"running","bundle":"/"}\n' \
+	"$id" "$(cat "/run/semprep-e2e-$id.pid")" ;;
+kill) kill "$(cat "/run/semprep-e2e-$id.pid")" 2>/dev/null ;;
+esac
+exit 0
+RUNTIME
+chmod 755 "$M/usr/local/bin/semprep-e2e-runtime"
+fill 48 5 0 # young cookies: semprep exec (--min-age 5m) keeps them
+# shellcheck disable=SC2016 # expanded by the container's sh
+in_c sh -c '. /etc/default/docker; /usr/local/sbin/semprep exec -- dockerd $DOCKER_OPTS \
+	--add-runtime e2e=/usr/local/bin/semprep-e2e-runtime </dev/null >/var/log/semprep-e2e-dockerd.log 2>&1 &'
+# shellcheck disable=SC2317 # called through until_ok
+docker_up() { in_c docker info >/dev/null 2>&1; }
+until_ok docker_up
+in_c sh -c 'tar -C / -chf - usr/bin/sleep usr/lib/x86_64-linux-gnu/libc.so.6 lib64/ld-linux-x86-64.so.2 |
+	docker import - semprep-e2e-sleep' >"$T/import.log" 2>&1
+in_c docker run -d --runtime e2e --network none semprep-e2e-sleep /usr/bin/sleep 600 >"$T/run.log" 2>&1
+dockerd=$(in_c pgrep -x dockerd)
+containerd=$(in_c pgrep -x -P "${dockerd:-0}" containerd)
+shim=$(in_c pgrep -f '^/usr/bin/containerd-shim-runc-v2 ')
+has_lock() { in_c ls -l "/proc/$1/fd" 2>/dev/null | grep -q ' -> /run/semprep.lock$'; }
+if [ -n "$dockerd" ] && [ -n "$containerd" ] && [ -n "$shim" ] &&
+	has_lock "$dockerd" && has_lock "$containerd" && has_lock "$shim"; then
+	pass "semprep exec -- dockerd: dockerd ($dockerd), its containerd ($containerd) and a container's shim ($shim) have /run/semprep.lock open"
+else
+	fail "semprep exec -- dockerd: dockerd '$dockerd', containerd '$containerd', shim '$shim'; $(in_c tail -n 5 /var/log/semprep-e2e-dockerd.log); $(cat "$T/import.log" "$T/run.log")"
+fi
+in_c /usr/local/sbin/semprep clean --daemon none --min-age 0 --lock-timeout 1s >"$T/busy.log" 2>&1
+rc=$?
+locks=$(in_c lslocks --noheadings -o COMMAND,PID,TYPE,PATH)
+if [ "$rc" = 4 ] && grep -q "is held by pid $dockerd, dockerd" "$T/busy.log" && [ "$(sets)" = 5 ] &&
+	grep -Eq "^dockerd +$dockerd +POSIX +/run/semprep.lock\$" <<<"$locks"; then
+	pass "while dockerd runs, semprep clean is refused (4) naming it, and lslocks shows its POSIX lock: $(cat "$T/busy.log")"
+else
+	fail "semprep clean under dockerd: rc $rc, sets $(sets): $(cat "$T/busy.log"); lslocks: $locks"
+fi
+in_c kill -9 "$dockerd"
+# shellcheck disable=SC2317 # called through until_ok
+dockerd_gone() { ! in_c kill -0 "$dockerd" 2>/dev/null; }
+until_ok dockerd_gone
+in_c /usr/local/sbin/semprep clean --daemon none --min-age 0 --lock-timeout 0 >"$T/after.log" 2>&1
+rc=$?
+if [ "$rc" = 0 ] && [ "$(sets)" = 0 ] && has_lock "$shim"; then
+	pass "after kill -9 of dockerd its shim still has the descriptor open, and the next semprep run takes the lock at once (removed the 5 cookies)"
+else
+	fail "after kill -9 of dockerd: rc $rc, sets $(sets), shim '$shim' has the descriptor: $(has_lock "$shim" && echo yes || echo no); $(cat "$T/after.log")"
+fi
+[ -n "$shim" ] && in_c kill -9 "$shim" # its sleep goes with the poweroff
 
 # --- power off ---
 in_c systemctl poweroff >/dev/null 2>&1
