@@ -95,7 +95,7 @@ pub struct Guard {
     /// How long to wait for the lock
     #[arg(long, env = "SEMPREP_LOCK_TIMEOUT", default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub lock_timeout: Duration,
-    /// Time budget for the whole run, lock wait included (at least 100ms)
+    /// Time budget for the whole run, any wait for the lock included (at least 100ms)
     #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
     pub timeout: Duration,
 }
@@ -156,7 +156,7 @@ pub struct RunArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct StatusArgs {
-    /// Time budget for reading the state (at least 100ms)
+    /// Time budget for the whole run, any wait for the lock included (at least 100ms)
     #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
     pub timeout: Duration,
     #[command(flatten)]

@@ -50,15 +50,38 @@ impl Log for Logger {
     fn flush(&self) {}
 }
 
+/// Before exiting, waits (at most 100 ms) until journald has read every line
+/// written to the stream. journald names the unit a line came from by the
+/// writer's cgroup, looked up when it reads the line: a process that has
+/// already exited (an `ExecStartPre=` failing fast) can lose that, and
+/// `systemctl status docker` then misses semprep's explanation. Nothing to
+/// wait for when stderr is not the journal or every line was read.
+pub fn drain() {
+    if !JOURNAL.load(std::sync::atomic::Ordering::Relaxed) {
+        return;
+    }
+    let stderr = std::io::stderr();
+    let fd = std::os::fd::AsFd::as_fd(&stderr);
+    for _ in 0..100 {
+        match crate::sysv::unread_output(fd) {
+            Ok(n) if n > 0 => std::thread::sleep(std::time::Duration::from_millis(1)),
+            _ => return,
+        }
+    }
+}
+
+/// Whether `init` found stderr to be the journal.
+static JOURNAL: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub fn init(verbose: bool, quiet: bool) {
     let level = match (verbose, quiet) {
         (true, _) => LevelFilter::Debug,
         (_, true) => LevelFilter::Warn,
         _ => LevelFilter::Info,
     };
-    let logger: &'static Logger = Box::leak(Box::new(Logger {
-        journal: stderr_is_journal(),
-    }));
+    let journal = stderr_is_journal();
+    JOURNAL.store(journal, std::sync::atomic::Ordering::Relaxed);
+    let logger: &'static Logger = Box::leak(Box::new(Logger { journal }));
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }

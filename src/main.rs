@@ -15,5 +15,7 @@ fn main() {
         Command::Raise(a) => &a.output,
     };
     semprep::logging::init(out.verbose, out.quiet);
-    std::process::exit(semprep::run::main(cli));
+    let code = semprep::run::main(cli);
+    semprep::logging::drain();
+    std::process::exit(code);
 }

@@ -152,6 +152,18 @@ pub fn semop(semid: i32, op: i16, flags: i16) -> io::Result<()> {
     check(unsafe { libc::semop(semid, &mut buf, 1) }).map(|_| ())
 }
 
+/// Bytes written to the socket `fd` that its reader has not yet consumed
+/// (`SIOCOUTQ`, the same request number as `TIOCOUTQ`). On a unix stream
+/// socket it falls to 0 once the peer has read everything.
+pub fn unread_output(fd: std::os::fd::BorrowedFd) -> io::Result<i32> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: SIOCOUTQ writes one int through the pointer, which is valid
+    // for the duration of the call; `fd` is a live descriptor we borrow.
+    check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) })?;
+    Ok(n)
+}
+
 /// `wait4(pid)`: the wait status and the child's peak RSS in KiB. Used by
 /// the benchmark harness to measure exactly one tool's process.
 pub fn wait4(pid: i32) -> io::Result<(i32, i64)> {
@@ -173,5 +185,27 @@ pub fn spawn_with_fork(cmd: &mut std::process::Command) {
     // SAFETY: the closure does nothing, so it is async-signal-safe.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(cmd, || Ok(()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::fd::AsFd;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn unread_output_falls_to_zero_once_the_peer_reads() {
+        let (mut writer, mut reader) = UnixStream::pair().unwrap();
+        assert_eq!(unread_output(writer.as_fd()).unwrap(), 0);
+        writer
+            .write_all(b"semprep: error: headroom still short\n")
+            .unwrap();
+        assert!(unread_output(writer.as_fd()).unwrap() > 0);
+        let mut buf = [0u8; 64];
+        let n = reader.read(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"semprep: error: headroom still short\n");
+        assert_eq!(unread_output(writer.as_fd()).unwrap(), 0);
     }
 }
