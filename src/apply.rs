@@ -8,18 +8,16 @@
 use crate::limits::{self, Limits};
 use crate::plan::{Class, Plan, classify};
 use crate::snapshot::{self, SemSet};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Skip {
     pub semid: i32,
     pub key: i32,
     /// What the re-check found, for grouping; `why` says it in detail.
-    #[serde(skip)]
     pub reason: SkipReason,
     pub why: String,
 }
@@ -38,7 +36,7 @@ pub enum SkipReason {
     Busy,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
     pub removed: Vec<i32>,
     pub skipped: Vec<Skip>,

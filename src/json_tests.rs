@@ -8,6 +8,7 @@ use crate::plan::Class;
 use crate::plan::Policy;
 use crate::snapshot::{Detail, Owner};
 use crate::sysv::SetStat;
+use serde_json::{Value, json};
 
 const NOW: i64 = 1_000_000;
 /// The schema's keys, as `JsonDoc` documents them.
@@ -140,7 +141,7 @@ fn every_document_has_every_key_whatever_is_known() {
         },
     ];
     for doc in &docs {
-        let v = as_serde_prints_it(&doc.to_bytes());
+        let v = as_serde_prints_it(&document(doc));
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         assert_eq!(keys, KEYS);
         assert_eq!(v["schema"], 1);
@@ -158,7 +159,7 @@ fn every_document_has_every_key_whatever_is_known() {
         assert_eq!(v["sets"].is_null(), doc.plan.is_none());
         assert_eq!(v["plan"].is_null(), doc.plan.is_none());
     }
-    let done = as_serde_prints_it(&docs[3].to_bytes());
+    let done = as_serde_prints_it(&document(&docs[3]));
     assert_eq!(done["sets"].as_array().unwrap().len(), 4);
     assert_eq!(done["sets"][1]["owner"]["comm"], "lvcreate \"x\"");
     assert_eq!(done["sets"][3]["unreadable"], "unreadable (needs root)");
@@ -167,8 +168,15 @@ fn every_document_has_every_key_whatever_is_known() {
 
 /// What `emit_json` writes for `doc`: the document and a newline.
 fn printed(doc: &JsonDoc) -> Vec<u8> {
-    let mut bytes = doc.to_bytes();
-    bytes.push(b'\n');
+    let mut bytes = Vec::new();
+    doc.write_to(&mut bytes).unwrap();
+    bytes
+}
+
+/// The document alone, without its newline.
+fn document(doc: &JsonDoc) -> Vec<u8> {
+    let mut bytes = printed(doc);
+    assert_eq!(bytes.pop(), Some(b'\n'));
     bytes
 }
 

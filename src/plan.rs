@@ -2,10 +2,8 @@
 
 use crate::limits::Limits;
 use crate::snapshot::{Owner, SemSet, Snapshot};
-use serde::Serialize;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Policy {
     /// Remove residual cookies, then raise the limit if headroom is short.
     Auto,
@@ -40,8 +38,7 @@ pub struct Params {
 }
 
 /// What a dm-magic set is, with every reason that applies.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "class", content = "reasons", rename_all = "lowercase")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Class {
     /// Not shaped exactly like a libdm cookie: never touched.
     Foreign(Vec<String>),
@@ -125,7 +122,7 @@ pub fn classify(set: &SemSet, min_age: u64, now: i64) -> Class {
 }
 
 /// Free sets and semaphores, and whether that is enough.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Headroom {
     pub sets_in_use: u64,
     pub sems_in_use: u64,
@@ -146,8 +143,7 @@ pub fn headroom(limits: &Limits, sets: u64, sems: u64, reserve: u64) -> Headroom
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Headroom was enough already.
     Ready,
@@ -157,16 +153,15 @@ pub enum Verdict {
     Short,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub semid: i32,
     pub key: i32,
     pub age: u64,
-    #[serde(flatten)]
     pub class: Class,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     /// Every dm-magic set, classified.
     pub sets: Vec<Entry>,
