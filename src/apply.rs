@@ -6,7 +6,7 @@
 //! run finishes.
 
 use crate::limits::{self, Limits};
-use crate::plan::{Class, Plan, classify};
+use crate::plan::{Class, Plan, age, classify};
 use crate::snapshot::{self, SemSet};
 use std::collections::HashMap;
 use std::path::Path;
@@ -68,7 +68,7 @@ fn recheck(planned: &SemSet, now: &SemSet, min_age: u64, at: i64) -> Option<(Ski
     }
     match classify(now, min_age, at) {
         Class::Residual => None,
-        other => Some((SkipReason::Busy, other.reasons().join(", "))),
+        other => Some((SkipReason::Busy, other.reasons_text(now, age(now, at)))),
     }
 }
 

@@ -9,7 +9,7 @@
 use crate::apply::{Applied, Skip};
 use crate::error::Error;
 use crate::limits::Limits;
-use crate::plan::{Entry, Headroom, Params, Plan, Policy, Verdict};
+use crate::plan::{Entry, Headroom, Params, Plan, Policy, Said, Verdict};
 use crate::snapshot::{Owner, SemSet, Snapshot};
 use serde::{Serialize, Serializer};
 use std::io::{self, Write};
@@ -258,7 +258,7 @@ struct SetView<'a> {
     otime: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     owner: Option<OwnerView<'a>>,
-    reasons: &'a [String],
+    reasons: Reasons<'a>,
     semid: i32,
     uid: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -284,7 +284,7 @@ impl<'a> SetView<'a> {
             nsems: s.nsems,
             otime: s.otime,
             owner: detail.map(|d| OwnerView::from(&d.owner)),
-            reasons: entry.class.reasons(),
+            reasons: Reasons { entry, set },
             semid: set.semid,
             uid: s.uid,
             unreadable: set.detail.as_ref().err().map(String::as_str),
@@ -294,14 +294,49 @@ impl<'a> SetView<'a> {
     }
 }
 
+/// `reasons`: each reason in an operator's words, written as it is said.
+struct Reasons<'a> {
+    entry: &'a Entry,
+    set: &'a SemSet,
+}
+
+impl Serialize for Reasons<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let said = self.entry.class.reasons(self.set, self.entry.age);
+        s.collect_seq(said.map(Words))
+    }
+}
+
+struct Words<'a>(Said<'a>);
+
+impl Serialize for Words<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&self.0)
+    }
+}
+
 /// `0x0d4d0a2b`, as `ipcs` and `dmsetup udevcookies` print keys.
 fn key_hex<S: Serializer>(key: &i32, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("0x{:08x}", *key as u32))
+    let mut text = *b"0x00000000";
+    digits(&mut text[2..], *key as u32, 16);
+    s.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
 }
 
 /// The permission bits, `0600`.
 fn mode_octal<S: Serializer>(mode: &u32, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&format_args!("{:04o}", mode & 0o7777))
+    let mut text = *b"0000";
+    digits(&mut text, mode & 0o7777, 8);
+    s.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
+}
+
+/// Fills `out` with the last `out.len()` digits of `n` in `base`, zero-padded
+/// (what `{:08x}` and `{:04o}` print, without the formatting machinery: two
+/// of them per set).
+fn digits(out: &mut [u8], mut n: u32, base: u32) {
+    for d in out.iter_mut().rev() {
+        *d = b"0123456789abcdef"[(n % base) as usize];
+        n /= base;
+    }
 }
 
 #[derive(Serialize)]

@@ -4,8 +4,8 @@
 use super::*;
 use crate::error::Code;
 use crate::limits::Limits;
-use crate::plan::Class;
 use crate::plan::Policy;
+use crate::plan::{Class, Reason};
 use crate::snapshot::{Detail, Owner};
 use crate::sysv::SetStat;
 use serde_json::{Value, json};
@@ -236,23 +236,14 @@ fn fixed_state() -> (Params, Snapshot, Plan) {
         cookie(4, 9000, Err("needs root".into())),
         lookalike,
     ];
-    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    use Reason::*;
+    let reasons = |v: &[Reason]| v.iter().copied().collect();
     let classes = [
         Class::Residual,
-        Class::Busy(strings(&[
-            "waiters (1 for zero, 2 for increase)",
-            "owner-alive (pid 4711, lvcreate \"vg\"\té)",
-            "young (30s)",
-        ])),
+        Class::Busy(reasons(&[Waiters, OwnerAlive, Young])),
         Class::Residual,
-        Class::Busy(strings(&["unreadable (needs root)"])),
-        Class::Foreign(strings(&[
-            "key base 0",
-            "nsems 2",
-            "mode 0666",
-            "owner uid 1000",
-            "creator uid 1001",
-        ])),
+        Class::Busy(reasons(&[Unreadable])),
+        Class::Foreign(reasons(&[KeyBase, Nsems, Mode, OwnerUid, CreatorUid])),
     ];
     let snap = Snapshot {
         limits: Limits {

@@ -116,7 +116,7 @@ pub fn status_text(snap: &Snapshot, plan: &Plan) -> String {
             value,
             human_age(entry.age),
             entry.class.name(),
-            entry.class.reasons().join(", ")
+            entry.class.reasons_text(set, entry.age)
         );
     }
     out.push_str(&summary(snap, plan));
