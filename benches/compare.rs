@@ -8,8 +8,10 @@
 //! wrong answer cannot count. The host's semaphores are never touched.
 //!
 //! Options: `--smoke` (tiny N, one run: the test suite's check of the
-//! script), `--runs N` (default 5), `--only TEXT` (scenarios whose name
-//! contains TEXT), `--semprep PATH`, `--semfixture PATH`, `--dmsetup PATH`.
+//! script), `--runs N` (default 5), `--only TEXT` (scenarios whose name or
+//! one of whose tools contains TEXT, with all their tools: `--only "status
+//! --json"` runs every listing), `--semprep PATH`, `--semfixture PATH`,
+//! `--dmsetup PATH`.
 
 use semprep::snapshot::has_cookie_magic;
 use semprep::sysv;
@@ -609,11 +611,10 @@ fn main() {
     let start = Instant::now();
     let mut rows = Vec::new();
     for sc in scenarios(cfg.smoke) {
-        if cfg
-            .only
-            .as_ref()
-            .is_some_and(|o| !sc.name.contains(o.as_str()))
-        {
+        let picked = |o: &String| {
+            sc.name.contains(o.as_str()) || sc.tools.iter().any(|t| t.label().contains(o.as_str()))
+        };
+        if cfg.only.as_ref().is_some_and(|o| !picked(o)) {
             continue;
         }
         eprintln!("bench: {} …", sc.name);
