@@ -6,20 +6,18 @@
 //! run finishes.
 
 use crate::limits::{self, Limits};
-use crate::plan::{Class, Plan, classify};
+use crate::plan::{Class, Plan, age, classify};
 use crate::snapshot::{self, PidNamespace, SemSet};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Skip {
     pub semid: i32,
     pub key: i32,
     /// What the re-check found, for grouping; `why` says it in detail.
-    #[serde(skip)]
     pub reason: SkipReason,
     pub why: String,
 }
@@ -38,7 +36,7 @@ pub enum SkipReason {
     Busy,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
     pub removed: Vec<i32>,
     pub skipped: Vec<Skip>,
@@ -84,7 +82,7 @@ fn recheck(
     }
     match classify(now, min_age, pid_ns, at) {
         Class::Residual => None,
-        other => Some((SkipReason::Busy, other.reasons().join(", "))),
+        other => Some((SkipReason::Busy, other.reasons_text(now, age(now, at)))),
     }
 }
 

@@ -4,7 +4,6 @@
 //! wrappers at the bottom add the path.
 
 use crate::error::Error;
-use serde::Serialize;
 use std::fmt;
 use std::path::Path;
 
@@ -16,7 +15,7 @@ pub const IPCMNI: u32 = 1 << 15;
 pub const IPCMNI_EXTENDED: u32 = 1 << 24;
 
 /// The four fields of `/proc/sys/kernel/sem`, in the file's order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Max semaphores per set.
     pub semmsl: u32,

@@ -2,10 +2,9 @@
 
 use crate::limits::Limits;
 use crate::snapshot::{Owner, PidNamespace, SemSet, Snapshot};
-use serde::Serialize;
+use std::fmt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Policy {
     /// Remove residual cookies, then raise the limit if headroom is short.
     Auto,
@@ -40,15 +39,14 @@ pub struct Params {
 }
 
 /// What a dm-magic set is, with every reason that applies.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "class", content = "reasons", rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
     /// Not shaped exactly like a libdm cookie: never touched.
-    Foreign(Vec<String>),
+    Foreign(Reasons),
     /// A cookie that is provably dead.
     Residual,
     /// A cookie that may still be in use.
-    Busy(Vec<String>),
+    Busy(Reasons),
 }
 
 impl Class {
@@ -59,10 +57,131 @@ impl Class {
             Class::Busy(_) => "busy",
         }
     }
-    pub fn reasons(&self) -> &[String] {
-        match self {
-            Class::Foreign(r) | Class::Busy(r) => r,
-            Class::Residual => &[],
+    /// The reasons, in an operator's words, with the facts of `set` (the
+    /// set this class was found for, idle for `age` seconds).
+    pub fn reasons<'a>(&self, set: &'a SemSet, age: u64) -> impl Iterator<Item = Said<'a>> {
+        let reasons = match self {
+            Class::Foreign(r) | Class::Busy(r) => *r,
+            Class::Residual => Reasons::default(),
+        };
+        reasons.iter().map(move |reason| Said { reason, set, age })
+    }
+    /// `reasons`, joined by ", ".
+    pub fn reasons_text(&self, set: &SemSet, age: u64) -> String {
+        let words: Vec<String> = self.reasons(set, age).map(|r| r.to_string()).collect();
+        words.join(", ")
+    }
+}
+
+/// Why a set is not a residual cookie. Only the kind is kept: the words
+/// come from the set itself (`Said`), so a plan holds no string per set
+/// (at 30,000 busy cookies, strings were 4 MB of `status --json`'s peak
+/// memory: BENCHMARKS.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    // Foreign: not shaped like a libdm cookie.
+    KeyPrefix,
+    KeyBase,
+    Nsems,
+    Mode,
+    OwnerUid,
+    CreatorUid,
+    // Busy: a cookie that may be in use.
+    Unreadable,
+    Waiters,
+    OwnerAlive,
+    /// GETPID 0 from a child pid namespace.
+    OwnerUnseen,
+    /// GETPID 0 and /proc/self/ns/pid unreadable.
+    OwnerUnseenNoProc,
+    Young,
+}
+
+impl Reason {
+    /// In the order reasons are listed.
+    const ALL: [Reason; 12] = [
+        Reason::KeyPrefix,
+        Reason::KeyBase,
+        Reason::Nsems,
+        Reason::Mode,
+        Reason::OwnerUid,
+        Reason::CreatorUid,
+        Reason::Unreadable,
+        Reason::Waiters,
+        Reason::OwnerAlive,
+        Reason::OwnerUnseen,
+        Reason::OwnerUnseenNoProc,
+        Reason::Young,
+    ];
+}
+
+/// A set of `Reason`s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reasons(u16);
+
+impl Reasons {
+    fn add(&mut self, r: Reason) {
+        self.0 |= 1 << r as u16;
+    }
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// In the order they are listed.
+    fn iter(self) -> impl Iterator<Item = Reason> {
+        Reason::ALL
+            .into_iter()
+            .filter(move |&r| self.0 & 1 << r as u16 != 0)
+    }
+}
+
+impl FromIterator<Reason> for Reasons {
+    fn from_iter<I: IntoIterator<Item = Reason>>(iter: I) -> Self {
+        let mut reasons = Reasons::default();
+        iter.into_iter().for_each(|r| reasons.add(r));
+        reasons
+    }
+}
+
+/// A reason in an operator's words: `waiters (1 for zero, 0 for
+/// increase)`, `owner-alive (pid 7, lvcreate)`, `young (12s)`.
+pub struct Said<'a> {
+    reason: Reason,
+    set: &'a SemSet,
+    age: u64,
+}
+
+impl fmt::Display for Said<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.set.stat;
+        let detail = self.set.detail.as_ref();
+        match (self.reason, detail) {
+            (Reason::KeyPrefix, _) => write!(f, "key prefix 0x{:04x}", s.key as u32 >> 16),
+            (Reason::KeyBase, _) => f.write_str("key base 0"),
+            (Reason::Nsems, _) => write!(f, "nsems {}", s.nsems),
+            (Reason::Mode, _) => write!(f, "mode {:04o}", s.mode & 0o7777),
+            (Reason::OwnerUid, _) => write!(f, "owner uid {}", s.uid),
+            (Reason::CreatorUid, _) => write!(f, "creator uid {}", s.cuid),
+            (Reason::Unreadable, Err(why)) => write!(f, "unreadable ({why})"),
+            (Reason::Waiters, Ok(d)) => {
+                write!(f, "waiters ({} for zero, {} for increase)", d.zcnt, d.ncnt)
+            }
+            (Reason::OwnerAlive, Ok(d)) => match &d.owner {
+                Owner::Alive { pid, comm } => write!(f, "owner-alive (pid {pid}, {comm})"),
+                _ => f.write_str("owner-alive"),
+            },
+            (Reason::OwnerUnseen, _) => f.write_str(
+                "owner-unseen (semprep runs in a child pid namespace: the last-op pid is not \
+                 visible; run it in the host's pid namespace)",
+            ),
+            (Reason::OwnerUnseenNoProc, _) => f.write_str(
+                "owner-unseen (/proc/self/ns/pid is unreadable, so the last-op pid may be one \
+                 semprep cannot see; run it in the host's pid namespace with /proc mounted)",
+            ),
+            (Reason::Young, _) => write!(f, "young ({}s)", self.age),
+            // Only for a set other than the one classified: the bare word.
+            (Reason::Unreadable, Ok(_)) => f.write_str("unreadable"),
+            (Reason::Waiters, Err(_)) => f.write_str("waiters"),
+            (Reason::OwnerAlive, Err(_)) => f.write_str("owner-alive"),
         }
     }
 }
@@ -75,17 +194,11 @@ pub fn age(set: &SemSet, now: i64) -> u64 {
 
 /// Why a GETPID of 0 proves nothing when semprep is not in the host's pid
 /// namespace, or `None` when it does (the owner is gone, or never was).
-fn owner_unseen(pid_ns: PidNamespace) -> Option<&'static str> {
+fn owner_unseen(pid_ns: PidNamespace) -> Option<Reason> {
     match pid_ns {
         PidNamespace::Initial => None,
-        PidNamespace::Child => Some(
-            "owner-unseen (semprep runs in a child pid namespace: the last-op pid is not \
-             visible; run it in the host's pid namespace)",
-        ),
-        PidNamespace::Unknown => Some(
-            "owner-unseen (/proc/self/ns/pid is unreadable, so the last-op pid may be one \
-             semprep cannot see; run it in the host's pid namespace with /proc mounted)",
-        ),
+        PidNamespace::Child => Some(Reason::OwnerUnseen),
+        PidNamespace::Unknown => Some(Reason::OwnerUnseenNoProc),
     }
 }
 
@@ -94,48 +207,48 @@ fn owner_unseen(pid_ns: PidNamespace) -> Option<&'static str> {
 /// GETPID of 0 may hide a live owner.
 pub fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> Class {
     let s = &set.stat;
-    let mut foreign = Vec::new();
+    let mut foreign = Reasons::default();
     if !crate::snapshot::has_cookie_magic(s.key) {
-        foreign.push(format!("key prefix 0x{:04x}", s.key as u32 >> 16));
+        foreign.add(Reason::KeyPrefix);
     } else if s.key as u32 & 0xffff == 0 {
-        foreign.push("key base 0".to_owned());
+        foreign.add(Reason::KeyBase);
     }
     if s.nsems != 1 {
-        foreign.push(format!("nsems {}", s.nsems));
+        foreign.add(Reason::Nsems);
     }
     if s.mode & 0o7777 != 0o600 {
-        foreign.push(format!("mode {:04o}", s.mode & 0o7777));
+        foreign.add(Reason::Mode);
     }
     if s.uid != 0 {
-        foreign.push(format!("owner uid {}", s.uid));
+        foreign.add(Reason::OwnerUid);
     }
     if s.cuid != 0 {
-        foreign.push(format!("creator uid {}", s.cuid));
+        foreign.add(Reason::CreatorUid);
     }
     if !foreign.is_empty() {
         return Class::Foreign(foreign);
     }
 
-    let mut busy = Vec::new();
+    let mut busy = Reasons::default();
     match &set.detail {
-        Err(why) => busy.push(format!("unreadable ({why})")),
+        Err(_) => busy.add(Reason::Unreadable),
         Ok(d) => {
             if d.zcnt > 0 || d.ncnt > 0 {
-                busy.push(format!(
-                    "waiters ({} for zero, {} for increase)",
-                    d.zcnt, d.ncnt
-                ));
+                busy.add(Reason::Waiters);
             }
-            match &d.owner {
-                Owner::Alive { pid, comm } => busy.push(format!("owner-alive (pid {pid}, {comm})")),
-                Owner::Unknown => busy.extend(owner_unseen(pid_ns).map(str::to_owned)),
+            match d.owner {
+                Owner::Alive { .. } => busy.add(Reason::OwnerAlive),
+                Owner::Unknown => {
+                    if let Some(r) = owner_unseen(pid_ns) {
+                        busy.add(r);
+                    }
+                }
                 Owner::Gone { .. } => {}
             }
         }
     }
-    let age = age(set, now);
-    if age < min_age {
-        busy.push(format!("young ({age}s)"));
+    if age(set, now) < min_age {
+        busy.add(Reason::Young);
     }
     if busy.is_empty() {
         Class::Residual
@@ -157,7 +270,7 @@ pub const DEFAULT_SEMOPM: u32 = 32;
 
 /// Free sets and semaphores, the per-set and per-call limits libdm needs,
 /// and whether that is enough.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Headroom {
     pub sets_in_use: u64,
     pub sems_in_use: u64,
@@ -186,8 +299,7 @@ pub fn headroom(limits: &Limits, sets: u64, sems: u64, reserve: u64) -> Headroom
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Headroom was enough already.
     Ready,
@@ -197,16 +309,15 @@ pub enum Verdict {
     Short,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub semid: i32,
     pub key: i32,
     pub age: u64,
-    #[serde(flatten)]
     pub class: Class,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     /// Every dm-magic set, classified.
     pub sets: Vec<Entry>,
@@ -219,7 +330,6 @@ pub struct Plan {
     pub verdict: Verdict,
     /// How to raise, when the policy allows it: `apply` decides again with
     /// it from the real usage when the time budget ends the removals early.
-    #[serde(skip)]
     pub rule: Option<RaiseRule>,
 }
 

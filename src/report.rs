@@ -17,16 +17,26 @@ pub fn emit(text: &str) -> io::Result<()> {
     emit_bytes(text.as_bytes())
 }
 
-/// Writes the run's one report to stdout, or nothing if a report was
-/// already written. A closed pipe (`semprep status | head`) is not an error:
-/// the reader has what it wanted. Any other write error is (`>/dev/full`).
+/// Writes the run's one report to stdout (see `emit_with`).
 pub(crate) fn emit_bytes(bytes: &[u8]) -> io::Result<()> {
+    emit_with(|out| io::Write::write_all(out, bytes))
+}
+
+/// Stdout, locked for the whole report, behind a buffer of 64 KiB: large
+/// writes, and memory that does not grow with the report.
+pub(crate) type Stdout = io::BufWriter<io::StdoutLock<'static>>;
+
+/// Writes the run's one report to stdout through `write`, or nothing if a
+/// report was already written. A closed pipe (`semprep status | head`) is
+/// not an error: the reader has what it wanted. Any other write error is
+/// (`>/dev/full`).
+pub(crate) fn emit_with(write: impl FnOnce(&mut Stdout) -> io::Result<()>) -> io::Result<()> {
     use std::io::Write;
     if REPORTED.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
+    let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         r => r,
     }
@@ -117,7 +127,7 @@ pub fn status_text(snap: &Snapshot, plan: &Plan) -> String {
             value,
             human_age(entry.age),
             entry.class.name(),
-            entry.class.reasons().join(", ")
+            entry.class.reasons_text(set, entry.age)
         );
     }
     out.push_str(&summary(snap, plan));

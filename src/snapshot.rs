@@ -4,7 +4,6 @@
 
 use crate::limits::{self, Limits};
 use crate::sysv::{self, SetStat};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
@@ -17,8 +16,7 @@ pub fn has_cookie_magic(key: i32) -> bool {
 }
 
 /// Who did the last semop or SETVAL on a set.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "kebab-case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Owner {
     /// GETPID is 0: nobody, or a pid outside our pid namespace (which of
     /// the two only the initial pid namespace can tell: `PidNamespace`).
@@ -73,10 +71,9 @@ fn pid_namespace() -> PidNamespace {
 }
 
 /// The per-semaphore facts, read only for sets whose key has the dm magic.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Detail {
     /// GETVAL; only read when a report shows it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<i32>,
     pub zcnt: i32,
     pub ncnt: i32,
