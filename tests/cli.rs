@@ -377,3 +377,77 @@ fn wording_a_new_user_reads() {
         "{err}"
     );
 }
+
+#[test]
+fn bad_guard_options_exit_2_naming_the_option() {
+    let sb = Sandbox::new();
+    fixture(&["cookie", "--count", "2"]);
+    let ipc = sysvipc();
+    let marker = sb.dir.join("program-ran");
+    let m = marker.to_str().unwrap();
+    // (arguments, environment, words the message must contain)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["run", "--daemon", "bogus"],
+            vec![],
+            vec!["--daemon", "bogus", "docker"],
+        ),
+        (vec!["clean", "--pidfile", ""], vec![], vec!["--pidfile"]),
+        (
+            vec!["run", "--lock-timeout", "x"],
+            vec![],
+            vec!["--lock-timeout", "'x'"],
+        ),
+        (
+            vec!["run", "--timeout", "-1"],
+            vec![],
+            vec!["--timeout", "'-1'"],
+        ),
+        (
+            vec!["run"],
+            vec![("SEMPREP_DAEMON", "bogus")],
+            vec!["--daemon", "bogus"],
+        ),
+        (
+            vec!["run"],
+            vec![("SEMPREP_TIMEOUT", "soon")],
+            vec!["--timeout", "soon"],
+        ),
+        (
+            vec!["exec", "touch", m],
+            vec![],
+            vec!["touch", "-- <PROGRAM>"],
+        ),
+        (vec!["exec", "--"], vec![], vec!["<PROGRAM>"]),
+        (vec!["exec"], vec![], vec!["<PROGRAM>"]),
+        (
+            vec!["exec", "--daemon", "bogus", "--", "touch", m],
+            vec![],
+            vec!["--daemon"],
+        ),
+        (
+            vec!["exec", "--timeout", "x", "--", "touch", m],
+            vec![],
+            vec!["--timeout"],
+        ),
+    ];
+    for (args, env, words) in cases {
+        let o = sb
+            .semprep()
+            .args(&args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 2, "{args:?} {env:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        for w in words {
+            assert!(
+                err.contains(w),
+                "{args:?} {env:?}: {w:?} missing from {err}"
+            );
+        }
+        assert_eq!(sysvipc(), ipc, "{args:?} {env:?}");
+        assert!(!marker.exists(), "{args:?} {env:?}: the program ran");
+    }
+}

@@ -1,7 +1,7 @@
 //! Shared helpers for the kernel tests: a private IPC namespace per test,
 //! the semfixture and semprep binaries, and child processes that are always
 //! killed and reaped.
-#![allow(dead_code)] // each test file uses a different part
+#![allow(dead_code, unused_imports)] // each test file uses a different part
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -179,3 +179,10 @@ pub fn which(program: &str) -> PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{program} not found in PATH"))
 }
+
+mod journal;
+mod proc;
+mod sets;
+pub use journal::*;
+pub use proc::*;
+pub use sets::*;
