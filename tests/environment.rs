@@ -497,30 +497,14 @@ fn a_kernel_sem_that_never_answers_is_bounded() {
     let fifo = sb.dir.join("sem-fifo");
     let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
     assert!(made.success(), "mkfifo failed");
-    let script = "mount --bind \"$1\" /proc/sys/kernel/sem && shift && exec \"$@\"";
     for (args, want) in [
         (&["status", "--timeout", "300ms"][..], 1),
         (&["status", "--json", "--timeout", "300ms"], 1),
         (&["run", "--timeout", "300ms"], 0),
         (&["run", "--strict", "--timeout", "300ms"], 1),
     ] {
-        let mut c = Command::new("unshare");
-        c.args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            "sh",
-        ])
-        .arg(&fifo)
-        .arg(SEMPREP)
-        .args(args)
-        .env("SEMPREP_LOCK_FILE", sb.lock_path())
-        .env("SEMPREP_DAEMON", "none")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        let mut c = sb.semprep_with_kernel_sem(&fifo, false);
+        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
         // Not a speed assertion: only a guard so that a hang fails the
         // test instead of blocking the suite.
         let child = c.spawn().unwrap();

@@ -32,20 +32,6 @@ fn spawn_line(mut cmd: Command) -> (Proc, String) {
     (p, line.trim().to_owned())
 }
 
-/// Spawns, retrying ETXTBSY: a program just copied (named_copy) can still be
-/// open for writing in a child that another test thread forked meanwhile.
-fn spawn(cmd: &mut Command) -> std::process::Child {
-    for _ in 0..200 {
-        match cmd.spawn() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            r => return r.unwrap(),
-        }
-    }
-    panic!("{cmd:?}: text file busy for 2 s")
-}
-
 /// A process that is not our child (a daemon's leftover): SIGKILLed on drop.
 struct Orphan(i32);
 
@@ -54,14 +40,6 @@ impl Drop for Orphan {
         let pid = nix::unistd::Pid::from_raw(self.0);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     }
-}
-
-/// Whether process `pid` has `path` open.
-fn has_open(pid: i32, path: &Path) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|d| {
-        d.flatten()
-            .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == path))
-    })
 }
 
 /// The pid holding a record (POSIX) lock on `path`, from /proc/locks, as
@@ -125,11 +103,6 @@ fn lock_takers(marker: &Path) -> [Vec<String>; 3] {
             marker.to_str().unwrap(),
         ]),
     ]
-}
-
-fn gone(ids: &[i32]) -> bool {
-    let now = semids();
-    ids.iter().all(|id| !now.contains(id))
 }
 
 /// An unprivileged user (nobody) trying every way to hold or block the lock
@@ -540,11 +513,7 @@ fn a_pidfile_or_persist_file_that_is_the_lock_file_is_refused() {
 fn an_older_semprep_s_flock_is_not_seen_and_the_liveness_check_protects() {
     let sb = Sandbox::new();
     let lock = file_with(&sb.lock_path(), &format!("{:<10}\n", 4242), 0o600);
-    let dockerd_bin = named_copy(&sb.dir, "sleep", "dockerd");
-    let mut dockerd = Proc(spawn(Command::new(dockerd_bin).arg("60")));
-    wait_until("the copy to run as dockerd", || {
-        semprep::process::comm(dockerd.pid()).as_deref() == Some("dockerd")
-    });
+    let mut dockerd = named_sleeper(&sb.dir, "dockerd");
     let pidfile = file_with(
         &sb.dir.join("docker.pid"),
         &format!("{}\n", dockerd.pid()),

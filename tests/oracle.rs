@@ -109,11 +109,8 @@ fn clean_leaves_what_udevcomplete_all_leaves_but_the_look_alikes() {
 fn dmsetup_removes_busy_cookies_that_semprep_keeps() {
     let recipe = || {
         let ids = fixture(&["cookie", "--count", "4"]);
-        let waiter = Proc::fixture(&["waiter", &ids[0].to_string()], false);
+        let waiter = Proc::waiter(ids[0]);
         let owner = Proc::fixture(&["hold", &ids[1].to_string()], true);
-        wait_until("the waiter to block", || {
-            semprep::sysv::get_zcnt(ids[0]).ok() == Some(1)
-        });
         (ids, waiter, owner)
     };
     let a = Sandbox::new();

@@ -50,7 +50,29 @@ impl Sandbox {
     /// semprep with this sandbox's lock and persist files, no daemon check
     /// (the host's pidfiles are not ours), and no inherited SEMPREP_*.
     pub fn semprep(&self) -> Command {
-        let mut c = Command::new(SEMPREP);
+        self.with_settings(Command::new(SEMPREP))
+    }
+
+    /// semprep (with this sandbox's settings; add its arguments) in a
+    /// private mount namespace that shares this IPC namespace, where `over`
+    /// is bind-mounted on /proc/sys/kernel/sem, read-only when `read_only`:
+    /// a kernel.sem that is malformed, never answers, or cannot be written.
+    /// (`over` may be /proc/sys/kernel/sem itself.)
+    pub fn semprep_with_kernel_sem(&self, over: &Path, read_only: bool) -> Command {
+        let script = "mount --bind \"$1\" /proc/sys/kernel/sem && \
+                      { [ \"$2\" = rw ] || mount -o remount,bind,ro /proc/sys/kernel/sem; } && \
+                      shift 2 && exec \"$@\"";
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .arg("sh")
+            .arg(over)
+            .arg(if read_only { "ro" } else { "rw" })
+            .arg(SEMPREP);
+        self.with_settings(c)
+    }
+
+    /// `c`, which runs semprep, with this sandbox's settings.
+    fn with_settings(&self, mut c: Command) -> Command {
         for (k, _) in std::env::vars() {
             if k.starts_with("SEMPREP_") || k == "JOURNAL_STREAM" {
                 c.env_remove(k);
@@ -132,6 +154,16 @@ impl Proc {
             std::io::BufReader::new(out).read_line(&mut line).unwrap();
             assert_eq!(line.trim(), "ready", "semfixture {args:?}");
         }
+        p
+    }
+
+    /// A semfixture blocked in a wait-for-zero on set `semid`: returns once
+    /// the kernel counts it (GETZCNT), so the set is busy from then on.
+    pub fn waiter(semid: i32) -> Proc {
+        let p = Proc::fixture(&["waiter", &semid.to_string()], false);
+        wait_until("the waiter to block", || {
+            semprep::sysv::get_zcnt(semid).ok() == Some(1)
+        });
         p
     }
 

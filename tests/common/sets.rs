@@ -1,7 +1,6 @@
 //! Semaphore sets the tests make and look for.
 
 use super::*;
-use semprep::sysv;
 
 pub fn gone(ids: &[i32]) -> bool {
     let now = semids();
@@ -16,10 +15,7 @@ pub fn sorted(mut ids: Vec<i32>) -> Vec<i32> {
 /// A cookie with a blocked waiter and one with a live owner: busy, kept.
 pub fn busy_cookies() -> (Vec<i32>, Vec<Proc>) {
     let ids = fixture(&["cookie", "--count", "2"]);
-    let waiter = Proc::fixture(&["waiter", &ids[0].to_string()], false);
-    wait_until("the waiter to block", || {
-        sysv::get_zcnt(ids[0]).ok() == Some(1)
-    });
+    let waiter = Proc::waiter(ids[0]);
     let owner = Proc::fixture(&["hold", &ids[1].to_string()], true);
     (ids, vec![waiter, owner])
 }
