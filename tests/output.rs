@@ -258,7 +258,6 @@ fn json_reports_bad_input_found_after_parsing() {
 
 #[test]
 fn json_reports_usage_errors_that_clap_finds() {
-    let sb = Sandbox::new();
     // (arguments, environment, words of the message)
     let cases: [(&[&str], Option<&str>, &str); 4] = [
         (&["run", "--json", "--bogus"], None, "--bogus"),
@@ -267,7 +266,7 @@ fn json_reports_usage_errors_that_clap_finds() {
         (&["--json", "--policy", "never"], None, "--policy"),
     ];
     for (args, env, words) in cases {
-        let mut c = sb.semprep();
+        let mut c = semprep_without_sandbox();
         c.args(args);
         if let Some(v) = env {
             c.env("SEMPREP_JSON", v);
@@ -284,7 +283,7 @@ fn json_reports_usage_errors_that_clap_finds() {
     }
     // Without --json, stdout stays empty; SEMPREP_JSON=no is not --json.
     for env in [None, Some("no")] {
-        let mut c = sb.semprep();
+        let mut c = semprep_without_sandbox();
         c.args(["run", "--bogus"]);
         if let Some(v) = env {
             c.env("SEMPREP_JSON", v);

@@ -95,6 +95,24 @@ impl Drop for Sandbox {
     }
 }
 
+/// semprep without a sandbox, for what needs no root (parsing, help): no
+/// inherited SEMPREP_* or JOURNAL_STREAM, so the host's settings do not
+/// leak in. Anything that may touch semaphores or files uses a Sandbox.
+pub fn semprep_without_sandbox() -> Command {
+    let mut c = Command::new(SEMPREP);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SEMPREP_") || k == "JOURNAL_STREAM" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Runs semprep without a sandbox (see semprep_without_sandbox).
+pub fn unprivileged(args: &[&str]) -> Output {
+    semprep_without_sandbox().args(args).output().unwrap()
+}
+
 pub fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
