@@ -57,7 +57,7 @@ fn help_for_every_subcommand() {
 fn bad_input_is_refused_and_changes_nothing() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 64");
-    fixture(&["foreign", "--count", "60"]);
+    fixture(&["unrelated", "--count", "60"]);
     fixture(&["cookie", "--count", "4"]);
     let (ipc, sem) = (sysvipc(), kernel_sem());
     // (arguments, environment, words the message must contain)
@@ -335,7 +335,7 @@ fn wording_a_new_user_reads() {
     // Short before, enough once the 20 residual cookies are gone.
     sb.limits("250 32000 32 60");
     fixture(&["cookie", "--count", "20"]);
-    fixture(&["foreign", "--count", "20"]);
+    fixture(&["unrelated", "--count", "20"]);
     let o = sb.run(&["-n", "--min-age", "0"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
@@ -345,7 +345,7 @@ fn wording_a_new_user_reads() {
         "{}",
         stdout(&o)
     );
-    // `clean` leaves 20 foreign sets of 51: 31 free, one short of the reserve.
+    // `clean` leaves 20 unrelated sets of 51: 31 free, one short of the reserve.
     sb.limits("250 32000 32 51");
     let o = sb.run(&["clean", "-n", "--min-age", "0"]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));

@@ -34,7 +34,7 @@ fn four_concurrent_runs_remove_each_cookie_exactly_once() {
         .into_iter()
         .collect();
     assert_eq!(cookies.len(), 5000);
-    let foreign = sorted(fixture(&["foreign", "--count", "200"]));
+    let unrelated = sorted(fixture(&["unrelated", "--count", "200"]));
 
     // Hold the lock until all four have opened the lock file and wait for
     // it, so that they really contend.
@@ -79,7 +79,7 @@ fn four_concurrent_runs_remove_each_cookie_exactly_once() {
     // Serialised by the lock: the first holder removes everything, the
     // others find nothing left to do.
     assert_eq!(removers, 1, "the runs interleaved");
-    assert_eq!(semids(), foreign);
+    assert_eq!(semids(), unrelated);
 }
 
 #[test]
@@ -88,7 +88,7 @@ fn sigkill_at_random_moments_loses_nothing_and_leaves_no_lock() {
     let sb = Sandbox::new();
     let lock = sb.lock_path();
     let (busy, _busy_procs) = busy_cookies();
-    let mut keep = fixture(&["foreign", "--count", "200"]);
+    let mut keep = fixture(&["unrelated", "--count", "200"]);
     keep.extend(&busy);
     let keep = sorted(keep);
     let residual = || semids().len() - keep.len();

@@ -15,7 +15,7 @@ fn a_live_dockerd_refuses_and_force_removes_only_residual_cookies() {
     let pf = pidfile.to_str().unwrap();
     let residual = fixture(&["cookie", "--count", "4"]);
     let (busy, _busy_procs) = busy_cookies();
-    let mut keep = fixture(&["foreign", "--count", "3"]);
+    let mut keep = fixture(&["unrelated", "--count", "3"]);
     keep.extend(&busy);
     let keep = sorted(keep);
     let ipc = sysvipc();

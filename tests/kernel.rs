@@ -29,7 +29,7 @@ fn look_alikes_survive_every_mode_and_flag() {
     for kind in ["base0", "nsems2", "mode0666", "nonroot"] {
         keep.extend(fixture(&["lookalike", kind]));
     }
-    keep.extend(fixture(&["foreign", "--count", "4"])); // IPC_PRIVATE and 0x0d4e keys
+    keep.extend(fixture(&["unrelated", "--count", "4"])); // IPC_PRIVATE and 0x0d4e keys
     let residual = fixture(&["cookie", "--count", "2"]);
     for args in [
         &["run", "--min-age", "0", "--force"][..],
@@ -98,7 +98,7 @@ fn young_cookies_survive_the_default_minimum_age() {
 fn dry_run_changes_nothing_at_all() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 64");
-    fixture(&["foreign", "--count", "50"]);
+    fixture(&["unrelated", "--count", "50"]);
     let cookies = fixture(&["cookie", "--count", "14"]);
     let (ipc, sem) = (sysvipc(), kernel_sem());
     // The exit code is the one the real run would have: clean cannot fix.
@@ -130,10 +130,10 @@ fn dry_run_changes_nothing_at_all() {
 }
 
 #[test]
-fn foreign_sets_filling_semmni_get_it_raised() {
+fn unrelated_sets_filling_semmni_get_it_raised() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 100");
-    fixture(&["foreign", "--count", "100"]);
+    fixture(&["unrelated", "--count", "100"]);
     let probe = || {
         std::process::Command::new(FIXTURE)
             .arg("probe")
@@ -162,7 +162,7 @@ fn foreign_sets_filling_semmni_get_it_raised() {
 fn short_semaphores_raise_semmns() {
     let sb = Sandbox::new();
     sb.limits("250 110 32 32000");
-    fixture(&["foreign", "--count", "100"]);
+    fixture(&["unrelated", "--count", "100"]);
     let o = sb.run(&["run"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
@@ -172,10 +172,10 @@ fn short_semaphores_raise_semmns() {
 }
 
 #[test]
-fn clean_cannot_fix_a_full_table_of_foreign_sets() {
+fn clean_cannot_fix_a_full_table_of_unrelated_sets() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 40");
-    fixture(&["foreign", "--count", "40"]);
+    fixture(&["unrelated", "--count", "40"]);
     let (ipc, sem) = (sysvipc(), kernel_sem());
     for args in [&["run", "--policy", "clean"][..], &["clean"]] {
         let o = sb.run(args);
@@ -215,7 +215,7 @@ fn kernel_maximum_and_explicit_targets() {
             "below the 10 semaphore sets in use",
         ),
     ] {
-        fixture(&["foreign", "--count", "10"]);
+        fixture(&["unrelated", "--count", "10"]);
         let o = sb.run(args);
         assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{}", stderr(&o));
@@ -359,7 +359,7 @@ fn apply_rechecks_each_set_by_semid() {
 fn read_only_proc_sys_means_short_not_a_crash() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 40");
-    fixture(&["foreign", "--count", "40"]);
+    fixture(&["unrelated", "--count", "40"]);
     // This namespace's kernel.sem, bind-mounted read-only over itself.
     let o = sb
         .semprep_with_kernel_sem(std::path::Path::new("/proc/sys/kernel/sem"), true)
@@ -393,7 +393,7 @@ fn status_summary_line() {
     sb.limits("250 32000 32 128");
     fixture(&["cookie", "--count", "117"]);
     let busy = fixture(&["cookie", "--count", "3"]);
-    fixture(&["foreign", "--count", "8"]);
+    fixture(&["unrelated", "--count", "8"]);
     let _held: Vec<Proc> = busy
         .iter()
         .map(|id| Proc::fixture(&["hold", &id.to_string()], true))

@@ -323,8 +323,8 @@ fn json_reports_a_live_daemon_and_short_headroom() {
         assert_eq!(sysvipc(), ipc, "{what}");
     }
 
-    // Headroom short: 4 cookies, 36 foreign sets of SEMMNI 40.
-    fixture(&["foreign", "--count", "36"]);
+    // Headroom short: 4 cookies, 36 unrelated sets of SEMMNI 40.
+    fixture(&["unrelated", "--count", "36"]);
     for args in [
         &["run", "--policy", "clean"][..],
         &["clean"],

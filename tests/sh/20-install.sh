@@ -275,14 +275,14 @@ if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
 else
 	echo "SKIP: error: not root for /: needs root and setpriv to drop privileges"
 fi
-H=$tmp/foreign
+H=$tmp/not-ours
 mkdir -p "$H/usr/local/sbin"
 echo 'not ours' >"$H/usr/local/sbin/semprep"
 if ! inst "$H" --binary "$bin" && grep -q 'was not installed by install.sh' "$tmp/log" &&
 	grep -qx 'not ours' "$H/usr/local/sbin/semprep" && [ ! -e "$H/etc" ]; then
 	pass "error: a file install.sh did not install is not overwritten without --force"
 else
-	fail "foreign file: $(cat "$tmp/log")"
+	fail "a file install.sh did not install: $(cat "$tmp/log")"
 fi
 
 # --- 9. no daemon-reload for a staged root ---

@@ -66,8 +66,8 @@ SEMPREP_DAEMON_BINARY=$T/bin/dockerd
 EOF
 export SEMPREP_CONFIG=$T/semprep.conf
 
-# ns SEMMNI COOKIES FOREIGN CMD...: in a fresh IPC namespace, set SEMMNI,
-# create residual cookies and foreign sets, run CMD (its rc is returned,
+# ns SEMMNI COOKIES UNRELATED CMD...: in a fresh IPC namespace, set SEMMNI,
+# create residual cookies and unrelated sets, run CMD (its rc is returned,
 # stdout+stderr in $T/out), then write the sets left in use to $T/count.
 ns() {
 	rm -f "$T"/daemon.* "$T/count"
@@ -75,7 +75,7 @@ ns() {
 	"${NS[@]}" bash -c '
 		echo "32000 1024000000 500 $1" >/proc/sys/kernel/sem || exit 99
 		"$SEMFIXTURE_BIN" cookie --count "$2" >/dev/null || exit 98
-		"$SEMFIXTURE_BIN" foreign --count "$3" >/dev/null || exit 97
+		"$SEMFIXTURE_BIN" unrelated --count "$3" >/dev/null || exit 97
 		shift 3
 		"$@"; rc=$?
 		"$SEMFIXTURE_BIN" count >"$T/count"
@@ -102,13 +102,13 @@ for SH in "${shells[@]}"; do
 		fail "[$SH] hook, nothing to do: $(cat "$T/out")"
 	fi
 	if ns 40 0 40 env SEMPREP_POLICY=clean "${sh[@]}" "$HOOK" docker; then
-		fail "[$SH] hook: SEMMNI full of foreign sets, policy clean: exit 0 (want 3)"
+		fail "[$SH] hook: SEMMNI full of unrelated sets, policy clean: exit 0 (want 3)"
 	else
 		rc=$?
 		if [ $rc = 3 ] && grep -q SEMMNI "$T/out" && grep -q /proc/sys/kernel/sem "$T/out" && [ "$(count)" = 40 ]; then
-			pass "[$SH] hook: full of foreign sets, policy clean: exit 3, says SEMMNI and /proc/sys/kernel/sem, touches nothing"
+			pass "[$SH] hook: full of unrelated sets, policy clean: exit 3, says SEMMNI and /proc/sys/kernel/sem, touches nothing"
 		else
-			fail "[$SH] hook, foreign sets: rc $rc, sets $(count): $(cat "$T/out")"
+			fail "[$SH] hook, unrelated sets: rc $rc, sets $(count): $(cat "$T/out")"
 		fi
 	fi
 	if ns 40 40 0 env SEMPREP_BIN="$T/nonexistent" "${sh[@]}" "$HOOK" docker &&

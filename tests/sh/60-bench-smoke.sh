@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/run.sh --smoke: the benchmark script runs, and every run of every
-# tool is verified by the harness (cookies gone, foreign sets kept, listings
+# tool is verified by the harness (cookies gone, unrelated sets kept, listings
 # exact). Timings are printed, never asserted: benchmarks are not tests.
 set -uo pipefail
 
