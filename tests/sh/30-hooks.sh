@@ -9,13 +9,12 @@
 set -uo pipefail
 
 src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-failed=0
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; failed=1; }
+# shellcheck source-path=SCRIPTDIR source=lib/report.sh
+. "$(dirname "$0")/lib/report.sh"
 
 for b in "${SEMPREP_BIN:-}" "${SEMFIXTURE_BIN:-}"; do
 	if [ -z "$b" ] || [ ! -x "$b" ]; then
-		echo "SKIP: hooks: SEMPREP_BIN and SEMFIXTURE_BIN must name built binaries (cargo build --release)"
+		skip "hooks: SEMPREP_BIN and SEMFIXTURE_BIN must name built binaries (cargo build --release)"
 		exit 0
 	fi
 done
@@ -25,7 +24,7 @@ else
 	NS=(unshare --user --map-root-user --ipc --)
 fi
 if ! "${NS[@]}" true 2>/dev/null; then
-	echo "SKIP: hooks: cannot create a private IPC namespace (${NS[*]})"
+	skip "hooks: cannot create a private IPC namespace (${NS[*]})"
 	exit 0
 fi
 
@@ -83,9 +82,20 @@ ns() {
 }
 count() { cat "$T/count" 2>/dev/null; }
 
+# Both hooks read the settings with the same loop, copied rather than shared
+# (each must start the daemon on its own, see the hooks): no drifting apart.
+# shellcheck disable=SC2016 # the loop's first line, literally
+config_loop() { sed -n '/^for f in ${SEMPREP_CONFIG:-/,/^done$/p' "$1"; }
+loop=$(config_loop "$src/hooks/semprep-hook.sh")
+if [ "$(printf '%s\n' "$loop" | wc -l)" -gt 5 ] && [ "$loop" = "$(config_loop "$src/hooks/semprep-exec.sh")" ]; then
+	pass "hooks: semprep-hook.sh and semprep-exec.sh read the settings with the same loop"
+else
+	fail "hooks: the settings loops differ: $(diff <(printf '%s\n' "$loop") <(config_loop "$src/hooks/semprep-exec.sh"))"
+fi
+
 shells=()
-command -v dash >/dev/null && shells+=("dash") || echo "SKIP: hooks under dash: dash is not installed"
-command -v busybox >/dev/null && shells+=("busybox sh") || echo "SKIP: hooks under busybox sh: busybox is not installed"
+if command -v dash >/dev/null; then shells+=("dash"); else skip "hooks under dash: dash is not installed"; fi
+if command -v busybox >/dev/null; then shells+=("busybox sh"); else skip "hooks under busybox sh: busybox is not installed"; fi
 
 for SH in "${shells[@]}"; do
 	read -r -a sh <<<"$SH"

@@ -29,9 +29,8 @@ src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 CACHE=${SEMPREP_E2E_ROOT:-/var/tmp/semprep-e2e-root}
 INCLUDE=systemd,systemd-sysv,dbus,procps,docker.io
 MACHINE=semprep-e2e-$$
-failed=0
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; failed=1; }
+# shellcheck source-path=SCRIPTDIR source=lib/report.sh
+. "$(dirname "$0")/lib/report.sh"
 note() { echo "   $*" >&2; }
 # Where install.sh puts semprep; case 2 hides its drop-in by moving it away.
 SBIN=/usr/local/sbin
@@ -46,17 +45,17 @@ DEB=${SEMPREP_E2E_DEB:-}
 
 for b in "${SEMPREP_BIN:-}" "${SEMFIXTURE_BIN:-}"; do
 	if [ -z "$b" ] || [ ! -x "$b" ]; then
-		echo "SKIP: systemd e2e: SEMPREP_BIN and SEMFIXTURE_BIN must name built binaries"
+		skip "systemd e2e: SEMPREP_BIN and SEMFIXTURE_BIN must name built binaries"
 		exit 0
 	fi
 done
 if [ "$(id -u)" != 0 ]; then
-	echo "SKIP: systemd e2e: needs root (debootstrap, systemd-nspawn, nsenter)"
+	skip "systemd e2e: needs root (debootstrap, systemd-nspawn, nsenter)"
 	exit 0
 fi
 for tool in debootstrap systemd-nspawn nsenter; do
 	if ! command -v "$tool" >/dev/null; then
-		echo "SKIP: systemd e2e: $tool is not installed (apt-get install --no-install-recommends systemd-container debootstrap)"
+		skip "systemd e2e: $tool is not installed (apt-get install --no-install-recommends systemd-container debootstrap)"
 		exit 0
 	fi
 done
