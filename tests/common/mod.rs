@@ -1,6 +1,8 @@
-//! Shared helpers for the kernel tests: a private IPC namespace per test,
-//! the semfixture and semprep binaries, and child processes that are always
-//! killed and reaped.
+//! Shared helpers for the tests: a private IPC namespace per test (and a
+//! kernel.sem of the test's choosing), the semfixture and semprep binaries,
+//! semprep without a sandbox for what needs no root, and child processes
+//! that are always killed and reaped. More in proc.rs (processes started and
+//! watched), sets.rs (semaphore sets) and journal.rs (what semprep logged).
 #![allow(dead_code, unused_imports)] // each test file uses a different part
 
 use std::path::{Path, PathBuf};
