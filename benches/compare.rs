@@ -65,7 +65,7 @@ impl Tool {
 struct Scenario {
     name: String,
     cookies: usize,
-    foreign: usize,
+    unrelated: usize,
     tools: Vec<Tool>,
 }
 
@@ -92,7 +92,7 @@ fn die(msg: impl std::fmt::Display) -> ! {
 
 fn scenarios(smoke: bool) -> Vec<Scenario> {
     use Tool::*;
-    let (idle_foreign, sizes, shell_max, listed, foreign) = if smoke {
+    let (idle_unrelated, sizes, shell_max, listed, unrelated) = if smoke {
         (3, vec![5, 20], 20, vec![5, 20], 3)
     } else {
         (
@@ -107,13 +107,13 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
         Scenario {
             name: "nothing to do: empty".into(),
             cookies: 0,
-            foreign: 0,
+            unrelated: 0,
             tools: vec![SemprepRun, DmCookies],
         },
         Scenario {
-            name: format!("nothing to do: {idle_foreign} foreign"),
+            name: format!("nothing to do: {idle_unrelated} unrelated"),
             cookies: 0,
-            foreign: idle_foreign,
+            unrelated: idle_unrelated,
             tools: vec![SemprepRun, DmCookies, Floor],
         },
     ];
@@ -123,18 +123,18 @@ fn scenarios(smoke: bool) -> Vec<Scenario> {
             tools.push(ShellLoop);
         }
         v.push(Scenario {
-            name: format!("clear {n} (+{foreign} foreign)"),
+            name: format!("clear {n} (+{unrelated} unrelated)"),
             cookies: n,
-            foreign,
+            unrelated,
             tools,
         });
     }
     // Three sizes show how the document's cost and memory grow with N.
     for n in listed {
         v.push(Scenario {
-            name: format!("list {n} (+{foreign} foreign)"),
+            name: format!("list {n} (+{unrelated} unrelated)"),
             cookies: n,
-            foreign,
+            unrelated,
             tools: vec![SemprepStatus, DmCookies],
         });
     }
@@ -205,8 +205,8 @@ fn populate(cfg: &Config, sc: &Scenario) {
         let n = sc.cookies.to_string();
         fixture(cfg, &["cookie", "--count", &n, "--state", "setval"]);
     }
-    if sc.foreign > 0 {
-        fixture(cfg, &["foreign", "--count", &sc.foreign.to_string()]);
+    if sc.unrelated > 0 {
+        fixture(cfg, &["unrelated", "--count", &sc.unrelated.to_string()]);
     }
 }
 
@@ -291,25 +291,25 @@ fn verify(tool: Tool, before: &[(i32, i32)], out: &Path) -> Result<(), String> {
         .filter(|(_, k)| has_cookie_magic(*k))
         .map(|&(s, _)| s)
         .collect();
-    let foreign: BTreeSet<i32> = before
+    let unrelated: BTreeSet<i32> = before
         .iter()
         .filter(|(_, k)| !has_cookie_magic(*k))
         .map(|&(s, _)| s)
         .collect();
     let after: BTreeSet<i32> = sets().iter().map(|&(s, _)| s).collect();
     let want: BTreeSet<i32> = if tool.removes() {
-        foreign.clone()
+        unrelated.clone()
     } else {
         before.iter().map(|&(s, _)| s).collect()
     };
     if after != want {
         let left = after.intersection(&cookies).count();
-        let lost = foreign.difference(&after).count();
+        let lost = unrelated.difference(&after).count();
         return Err(format!(
-            "{}: {left} of {} cookies left, {lost} of {} foreign sets gone, {} sets in all",
+            "{}: {left} of {} cookies left, {lost} of {} unrelated sets gone, {} sets in all",
             tool.label(),
             cookies.len(),
-            foreign.len(),
+            unrelated.len(),
             after.len()
         ));
     }
@@ -402,12 +402,12 @@ fn run_scenario(cfg: &Config, sc: &Scenario) -> Vec<Row> {
             fresh_namespace();
             populate(cfg, sc);
             let before = sets();
-            if before.len() != sc.cookies + sc.foreign {
+            if before.len() != sc.cookies + sc.unrelated {
                 die(format!(
                     "{}: populated {} sets, wanted {}",
                     sc.name,
                     before.len(),
-                    sc.cookies + sc.foreign
+                    sc.cookies + sc.unrelated
                 ));
             }
             let (out, err) = (cfg.tmp.join("stdout"), cfg.tmp.join("stderr"));
@@ -441,11 +441,11 @@ fn run_scenario(cfg: &Config, sc: &Scenario) -> Vec<Row> {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "| {:<27} | {:<34} | {:>10} | {:>19} | {:>9} | {:>8} |",
+        "| {:<29} | {:<34} | {:>10} | {:>19} | {:>9} | {:>8} |",
         "scenario", "tool", "median", "min .. max", "× semprep", "peak RSS"
     );
     println!(
-        "|{:-<29}|{:-<36}|{:->12}|{:->21}|{:->11}|{:->10}|",
+        "|{:-<31}|{:-<36}|{:->12}|{:->21}|{:->11}|{:->10}|",
         "", "", "", "", "", ""
     );
     for r in rows {
@@ -455,7 +455,7 @@ fn print_table(rows: &[Row]) {
             .map_or(r.median, |b| b.median);
         let ratio = r.median.as_secs_f64() / base.as_secs_f64().max(1e-9);
         println!(
-            "| {:<27} | {:<34} | {:>10} | {:>19} | {:>8.2}× | {:>4.1} MiB |",
+            "| {:<29} | {:<34} | {:>10} | {:>19} | {:>8.2}× | {:>4.1} MiB |",
             r.scenario,
             r.tool.label(),
             ms(r.median),
@@ -477,7 +477,7 @@ fn print_targets(rows: &[Row]) {
             .find(|r| r.scenario.starts_with(scenario) && r.tool == tool)
     };
     let mut lines = Vec::new();
-    for sc in ["nothing to do: empty", "nothing to do: 1000 foreign"] {
+    for sc in ["nothing to do: empty", "nothing to do: 1000 unrelated"] {
         if let (Some(s), Some(d)) = (find(sc, Tool::SemprepRun), find(sc, Tool::DmCookies)) {
             let r = s.median.as_secs_f64() / d.median.as_secs_f64();
             let mib = s.rss_kib as f64 / 1024.0;
@@ -626,7 +626,7 @@ fn main() {
     print_table(&rows);
     print_targets(&rows);
     println!(
-        "\nevery run verified: all cookies gone and every foreign set kept after each \
+        "\nevery run verified: all cookies gone and every unrelated set kept after each \
          removal; the listings name exactly the cookies; total {:.0} s",
         start.elapsed().as_secs_f64()
     );

@@ -296,7 +296,7 @@ fn residuals(n: i32) -> Vec<SemSet> {
 #[test]
 fn plans_each_policy() {
     use Verdict::*;
-    // 128 sets of SEMMNI 128: 100 residual cookies, 28 foreign.
+    // 128 sets of SEMMNI 128: 100 residual cookies, 28 unrelated sets.
     let full = || snap((250, 32000, 32, 128), 128, residuals(100));
     // (name, snapshot, policy, removes, new SEMMNI, verdict)
     type Case = (&'static str, Snapshot, Policy, usize, Option<u32>, Verdict);
