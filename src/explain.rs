@@ -99,7 +99,7 @@ pub fn short(
         "headroom still short: {}; {} removable, {} busy kept; {why}. {}",
         what.join("; "),
         plural(plan.remove.len(), "residual cookie"),
-        plan.count("busy"),
+        plan.counts().busy,
         fix.join(". "),
     )
 }
@@ -167,12 +167,13 @@ pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {
         info!("{line}");
     }
     if !applied.removed.is_empty() {
+        let counts = plan.counts();
         info!(
             "removed {} ({} busy kept, {} left alone); \
              semaphore sets in use {} -> {} of SEMMNI {}",
             plural(applied.removed.len(), "residual dm cookie"),
-            plan.count("busy"),
-            plural(plan.count("foreign"), "look-alike set"),
+            counts.busy,
+            plural(counts.lookalike, "look-alike set"),
             snap.sets_in_use,
             snap.sets_in_use
                 .saturating_sub(applied.removed.len() as u64),

@@ -1,4 +1,4 @@
-//! The `--json` document (`"schema": 1`): written straight into one buffer,
+//! The `--json` document (`"schema": 2`, `SCHEMA`): written straight into one buffer,
 //! byte-identical to what serde_json prints for the equivalent `Value`
 //! (sorted keys), because tens of thousands of sets make a `Value` per set
 //! the whole cost of `--json`.
@@ -168,7 +168,11 @@ fn push_value(out: &mut Vec<u8>, name: &str, v: &Value) {
     let _ = serde_json::to_writer(&mut *out, v);
 }
 
-/// The one JSON document of every run (`"schema": 1`): the schema is here
+/// The `"schema"` of the `--json` document. 2: the class of a dm-prefixed
+/// set that is not shaped like a cookie is `"lookalike"` (1: `"foreign"`).
+pub const SCHEMA: i64 = 2;
+
+/// The one JSON document of every run (`"schema"`: `SCHEMA`): the schema is here
 /// and nowhere else. Every key is always present, in the order serde_json
 /// prints a `Value` (sorted), and is `null` when the run ended before it was
 /// known (bad input found before the snapshot was read knows no limits):
@@ -186,7 +190,7 @@ fn push_value(out: &mut Vec<u8>, name: &str, v: &Value) {
 /// - `min_age_secs`, `policy`, `reserve`: the parameters
 /// - `plan`, `sets`: the plan, and every dm-magic set with its class
 /// - `result`: what was changed; `null` when nothing was applied
-/// - `schema`: 1
+/// - `schema`: `SCHEMA`
 #[derive(Default)]
 pub struct JsonDoc<'a> {
     pub command: Option<&'a str>,
@@ -232,7 +236,7 @@ impl JsonDoc<'_> {
         push_value(&mut out, "privileged", &json!(snap.map(|s| s.privileged)));
         push_value(&mut out, "reserve", &json!(params.map(|p| p.reserve)));
         push_value(&mut out, "result", &json!(self.applied));
-        push_field(&mut out, "schema", 1);
+        push_field(&mut out, "schema", SCHEMA);
         out.extend_from_slice(b",\"sets\":");
         match (snap, plan) {
             (Some(snap), Some(plan)) => push_sets(&mut out, snap, plan),
@@ -406,7 +410,7 @@ mod tests {
             let v = as_serde_prints_it(&doc.to_bytes());
             let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
             assert_eq!(keys, KEYS);
-            assert_eq!(v["schema"], 1);
+            assert_eq!(v["schema"], SCHEMA);
             assert_eq!(v["exit_code"], doc.exit_code);
             assert_eq!(v["command"], json!(doc.command));
             match doc.error {

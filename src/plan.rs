@@ -43,8 +43,9 @@ pub struct Params {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "class", content = "reasons", rename_all = "lowercase")]
 pub enum Class {
-    /// Not shaped exactly like a libdm cookie: never touched.
-    Foreign(Vec<String>),
+    /// A look-alike: the dm key prefix, but not shaped exactly like a libdm
+    /// cookie. Never touched.
+    Lookalike(Vec<String>),
     /// A cookie that is provably dead.
     Residual,
     /// A cookie that may still be in use.
@@ -52,16 +53,24 @@ pub enum Class {
 }
 
 impl Class {
+    /// The class in the `--json` document (`"class"`).
     pub fn name(&self) -> &'static str {
         match self {
-            Class::Foreign(_) => "foreign",
+            Class::Lookalike(_) => "lookalike",
             Class::Residual => "residual",
             Class::Busy(_) => "busy",
         }
     }
+    /// The class in text for operators (`status`'s CLASS column).
+    pub fn label(&self) -> &'static str {
+        match self {
+            Class::Lookalike(_) => "look-alike",
+            other => other.name(),
+        }
+    }
     pub fn reasons(&self) -> &[String] {
         match self {
-            Class::Foreign(r) | Class::Busy(r) => r,
+            Class::Lookalike(r) | Class::Busy(r) => r,
             Class::Residual => &[],
         }
     }
@@ -94,26 +103,26 @@ fn owner_unseen(pid_ns: PidNamespace) -> Option<&'static str> {
 /// GETPID of 0 may hide a live owner.
 pub fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> Class {
     let s = &set.stat;
-    let mut foreign = Vec::new();
+    let mut lookalike = Vec::new();
     if !crate::snapshot::has_cookie_magic(s.key) {
-        foreign.push(format!("key prefix 0x{:04x}", s.key as u32 >> 16));
+        lookalike.push(format!("key prefix 0x{:04x}", s.key as u32 >> 16));
     } else if s.key as u32 & 0xffff == 0 {
-        foreign.push("key base 0".to_owned());
+        lookalike.push("key base 0".to_owned());
     }
     if s.nsems != 1 {
-        foreign.push(format!("nsems {}", s.nsems));
+        lookalike.push(format!("nsems {}", s.nsems));
     }
     if s.mode & 0o7777 != 0o600 {
-        foreign.push(format!("mode {:04o}", s.mode & 0o7777));
+        lookalike.push(format!("mode {:04o}", s.mode & 0o7777));
     }
     if s.uid != 0 {
-        foreign.push(format!("owner uid {}", s.uid));
+        lookalike.push(format!("owner uid {}", s.uid));
     }
     if s.cuid != 0 {
-        foreign.push(format!("creator uid {}", s.cuid));
+        lookalike.push(format!("creator uid {}", s.cuid));
     }
-    if !foreign.is_empty() {
-        return Class::Foreign(foreign);
+    if !lookalike.is_empty() {
+        return Class::Lookalike(lookalike);
     }
 
     let mut busy = Vec::new();
@@ -223,9 +232,25 @@ pub struct Plan {
     pub rule: Option<RaiseRule>,
 }
 
+/// How many of a plan's sets are in each class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub residual: usize,
+    pub busy: usize,
+    pub lookalike: usize,
+}
+
 impl Plan {
-    pub fn count(&self, class: &str) -> usize {
-        self.sets.iter().filter(|e| e.class.name() == class).count()
+    pub fn counts(&self) -> Counts {
+        let mut n = Counts::default();
+        for e in &self.sets {
+            match e.class {
+                Class::Residual => n.residual += 1,
+                Class::Busy(_) => n.busy += 1,
+                Class::Lookalike(_) => n.lookalike += 1,
+            }
+        }
+        n
     }
 }
 

@@ -58,32 +58,32 @@ fn classifies_every_shape_and_reason() {
         (
             "other prefix",
             with(cookie(1), |s| s.stat.key = 0x0D4E_0001),
-            Class::Foreign(strings(&["key prefix 0x0d4e"])),
+            Class::Lookalike(strings(&["key prefix 0x0d4e"])),
         ),
         (
             "base 0",
             with(cookie(0), |s| s.stat.key = 0x0D4D_0000),
-            Class::Foreign(strings(&["key base 0"])),
+            Class::Lookalike(strings(&["key base 0"])),
         ),
         (
             "nsems 2",
             with(cookie(1), |s| s.stat.nsems = 2),
-            Class::Foreign(strings(&["nsems 2"])),
+            Class::Lookalike(strings(&["nsems 2"])),
         ),
         (
             "mode 0666",
             with(cookie(1), |s| s.stat.mode = 0o666),
-            Class::Foreign(strings(&["mode 0666"])),
+            Class::Lookalike(strings(&["mode 0666"])),
         ),
         (
             "non-root owner and creator",
             with(cookie(1), |s| (s.stat.uid, s.stat.cuid) = (1000, 1000)),
-            Class::Foreign(strings(&["owner uid 1000", "creator uid 1000"])),
+            Class::Lookalike(strings(&["owner uid 1000", "creator uid 1000"])),
         ),
         (
             "chowned to root by a non-root creator",
             with(cookie(1), |s| s.stat.cuid = 1000),
-            Class::Foreign(strings(&["creator uid 1000"])),
+            Class::Lookalike(strings(&["creator uid 1000"])),
         ),
         (
             "waiter for zero",
@@ -193,10 +193,10 @@ fn an_unseen_owner_is_busy_outside_the_initial_pid_namespace() {
             ])),
         ),
         (
-            "a look-alike stays foreign",
+            "a look-alike stays a look-alike",
             with(unseen(), |s| s.stat.nsems = 2),
             Child,
-            Class::Foreign(strings(&["nsems 2"])),
+            Class::Lookalike(strings(&["nsems 2"])),
         ),
         (
             "unreadable stays unreadable",
@@ -223,7 +223,7 @@ fn an_unseen_owner_is_busy_outside_the_initial_pid_namespace() {
     );
     s.pid_namespace = Child;
     let p = plan(&s, &params(Policy::Auto), NOW).unwrap();
-    assert_eq!((p.remove.len(), p.count("busy")), (0, 100));
+    assert_eq!((p.remove.len(), p.counts().busy), (0, 100));
 }
 
 #[test]
@@ -281,7 +281,7 @@ fn residuals(n: i32) -> Vec<SemSet> {
 #[test]
 fn plans_each_policy() {
     use Verdict::*;
-    // 128 sets of SEMMNI 128: 100 residual cookies, 28 foreign.
+    // 128 sets of SEMMNI 128: 100 residual cookies, 28 sets without the dm prefix.
     let full = || snap((250, 32000, 32, 128), 128, residuals(100));
     // (name, snapshot, policy, removes, new SEMMNI, verdict)
     type Case = (&'static str, Snapshot, Policy, usize, Option<u32>, Verdict);
