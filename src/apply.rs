@@ -5,6 +5,7 @@
 //! limits), so a kill at any point leaves a consistent state that the next
 //! run finishes.
 
+use crate::error::Error;
 use crate::limits::{self, Limits};
 use crate::plan::{Class, Plan, classify};
 use crate::snapshot::{self, PidNamespace, SemSet};
@@ -91,7 +92,7 @@ fn recheck(
 /// The planned sets to remove, in plan order. `plan.remove` is a
 /// subsequence of `snap.sets` (both in kernel index order), so one merge walk
 /// finds them without a map; any other order falls back to a map.
-fn planned_sets<'a>(snap: &'a snapshot::Snapshot, plan: &Plan) -> Result<Vec<&'a SemSet>, String> {
+fn planned_sets<'a>(snap: &'a snapshot::Snapshot, plan: &Plan) -> Result<Vec<&'a SemSet>, Error> {
     let mut out = Vec::with_capacity(plan.remove.len());
     let mut sets = snap.sets.iter();
     for &semid in &plan.remove {
@@ -107,10 +108,11 @@ fn planned_sets<'a>(snap: &'a snapshot::Snapshot, plan: &Plan) -> Result<Vec<&'a
     plan.remove
         .iter()
         .map(|id| {
-            by_semid
-                .get(id)
-                .copied()
-                .ok_or_else(|| format!("semaphore set {id} is in the plan but not in the snapshot"))
+            by_semid.get(id).copied().ok_or_else(|| {
+                Error::failure(format!(
+                    "semaphore set {id} is in the plan but not in the snapshot"
+                ))
+            })
         })
         .collect()
 }
@@ -121,7 +123,7 @@ struct Part {
     removed: Vec<i32>,
     skipped: Vec<Skip>,
     timed_out: bool,
-    error: Option<String>,
+    error: Option<Error>,
 }
 
 /// Below this many removals per thread a thread is not worth starting.
@@ -155,7 +157,9 @@ fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &Ato
         let current = match snapshot::reread(semid, &mut owners, known) {
             Ok(c) => c,
             Err(e) => {
-                part.error = Some(format!("re-reading semaphore set {semid}: {e}"));
+                part.error = Some(Error::failure(format!(
+                    "re-reading semaphore set {semid}: {e}"
+                )));
                 stop.store(true, Ordering::Relaxed);
                 return part;
             }
@@ -174,7 +178,7 @@ fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &Ato
                 part.skipped.push(skip(gone()))
             }
             Err(e) => {
-                part.error = Some(format!("semctl({semid}, IPC_RMID): {e}"));
+                part.error = Some(Error::failure(format!("semctl({semid}, IPC_RMID): {e}")));
                 stop.store(true, Ordering::Relaxed);
                 return part;
             }
@@ -183,7 +187,7 @@ fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &Ato
     part
 }
 
-pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Applied, String> {
+pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Applied, Error> {
     let planned = planned_sets(snap, plan)?;
     let mut out = Applied::default();
     // The re-reads run in parallel on large plans; IPC_RMID serialises in
@@ -204,7 +208,7 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
                 .into_iter()
                 .map(|h| {
                     h.join().unwrap_or_else(|_| Part {
-                        error: Some("a removal thread panicked".into()),
+                        error: Some(Error::failure("a removal thread panicked")),
                         ..Part::default()
                     })
                 })
@@ -227,7 +231,7 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
             None => None,
             Some(Ok(target)) => target,
             Some(Err(e)) => {
-                out.raise_error = Some(e);
+                out.raise_error = Some(e.message);
                 None
             }
         }
@@ -249,7 +253,7 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
                 }
             }
             Ok(Raise::AlreadyMet(found)) => out.raised_by_other = Some(found),
-            Err(e) => out.raise_error = Some(e),
+            Err(e) => out.raise_error = Some(e.message),
         }
     }
     crate::budget::step("");
@@ -258,10 +262,10 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
 
 /// The raise `rule` calls for given the limits and usage right now (one
 /// read of the file, one SEM_INFO), when the removals stopped early.
-fn raise_now(path: &Path, rule: &crate::plan::RaiseRule) -> Result<Option<Limits>, String> {
+fn raise_now(path: &Path, rule: &crate::plan::RaiseRule) -> Result<Option<Limits>, Error> {
     crate::budget::step(format!("reading {}", path.display()));
-    let limits = limits::read(path).map_err(|e| format!("cannot decide the raise: {e}"))?;
-    let (sets, sems) = snapshot::usage().map_err(|e| format!("cannot decide the raise: {e}"))?;
+    let limits = limits::read(path).map_err(|e| e.context("cannot decide the raise"))?;
+    let (sets, sems) = snapshot::usage().map_err(|e| e.context("cannot decide the raise"))?;
     Ok(rule.raise(&limits, sets, sems))
 }
 
@@ -277,10 +281,10 @@ enum Raise {
 /// written since the snapshot), writes the field-by-field larger of the
 /// two in one write, and reads back. A read-back at least the target in
 /// every field is success: another writer may have raised further.
-fn raise(path: &Path, target: &Limits) -> Result<Raise, String> {
+fn raise(path: &Path, target: &Limits) -> Result<Raise, Error> {
     let shown = path.display();
     let current = limits::read(path)
-        .map_err(|e| format!("cannot raise the limits: re-reading before the write: {e}"))?;
+        .map_err(|e| e.context("cannot raise the limits: re-reading before the write"))?;
     let to = current.max(target);
     if to == current {
         return Ok(Raise::AlreadyMet(current));
@@ -294,22 +298,23 @@ fn raise(path: &Path, target: &Limits) -> Result<Raise, String> {
                  kernel.sem=\"{to}\"`, PID being a process of the container)"
             ));
         }
-        msg
+        Error::failure(msg)
     })?;
-    let read_back = limits::read(path).map_err(|e| e.to_string())?;
+    let read_back = limits::read(path)?;
     if !read_back.covers(target) {
-        return Err(format!(
+        return Err(Error::failure(format!(
             "the kernel kept {shown} = \"{read_back}\" after semprep wrote \"{to}\""
-        ));
+        )));
     }
     Ok(Raise::Wrote(read_back))
 }
 
 /// Writes `kernel.sem` to a sysctl.d file atomically: temp file, fsync,
 /// rename, fsync of the directory. A kill leaves the old file or the new one.
-pub fn persist(file: &Path, limits: &Limits) -> Result<(), String> {
+pub fn persist(file: &Path, limits: &Limits) -> Result<(), Error> {
     use std::io::Write;
-    let err = |what: &str, e: std::io::Error| format!("{what} {}: {e}", file.display());
+    let err =
+        |what: &str, e: std::io::Error| Error::failure(format!("{what} {}: {e}", file.display()));
     let dir = file.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(|e| err("creating the directory of", e))?;
     let mut tmp_name = file.file_name().unwrap_or_default().to_owned();

@@ -2,6 +2,7 @@
 //! live daemon could wake one of its device-mapper waiters too early, so a
 //! live daemon makes semprep refuse destructive actions (unless --force).
 
+use crate::error::Error;
 use crate::process;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -73,8 +74,9 @@ fn not_alive(note: String) -> Liveness {
 
 /// Opens a pidfile for reading; `None` when there is none. Non-blocking, so
 /// that a FIFO in its place cannot hang the daemon's start, and only a
-/// regular file counts (a device such as /dev/zero would never end).
-fn open_pidfile(path: &Path) -> Result<Option<File>, String> {
+/// regular file counts (a device such as /dev/zero would never end). The
+/// error is why the pidfile is ignored: the liveness check never fails.
+fn open_pidfile(path: &Path) -> Result<Option<File>, Error> {
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -82,13 +84,13 @@ fn open_pidfile(path: &Path) -> Result<Option<File>, String> {
     {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open it: {e}")),
+        Err(e) => return Err(Error::failure(format!("cannot open it: {e}"))),
     };
     match file.metadata() {
         Ok(m) if m.is_file() => Ok(Some(file)),
-        Ok(m) if m.is_dir() => Err("cannot read it: it is a directory".into()),
-        Ok(_) => Err("cannot read it: it is not a regular file".into()),
-        Err(e) => Err(format!("cannot stat it: {e}")),
+        Ok(m) if m.is_dir() => Err(Error::failure("cannot read it: it is a directory")),
+        Ok(_) => Err(Error::failure("cannot read it: it is not a regular file")),
+        Err(e) => Err(Error::failure(format!("cannot stat it: {e}"))),
     }
 }
 

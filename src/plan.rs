@@ -1,5 +1,6 @@
 //! Classification and planning: pure functions of (snapshot, policy, now).
 
+use crate::error::Error;
 use crate::limits::Limits;
 use crate::snapshot::{Owner, PidNamespace, SemSet, Snapshot};
 use serde::Serialize;
@@ -306,33 +307,33 @@ impl RaiseRule {
     }
 }
 
-/// Plans what to remove and raise. `Err` is a usage error: an explicit
+/// Plans what to remove and raise. `Err` is bad input (exit 2): an explicit
 /// SEMMNI target the kernel or the current usage cannot accept, or a
 /// reserve no SEMMNI can leave free.
-pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, String> {
+pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, Error> {
     let cap = p
         .max_semmni
         .unwrap_or(snap.kernel_max_semmni)
         .min(snap.kernel_max_semmni);
     if p.reserve > u64::from(snap.kernel_max_semmni) {
-        return Err(format!(
+        return Err(Error::usage(format!(
             "--reserve {} is above the kernel's maximum SEMMNI of {} (IPCMNI): no kernel.sem \
              can leave that many semaphore sets free; use a reserve from 0 to {}",
             p.reserve, snap.kernel_max_semmni, snap.kernel_max_semmni
-        ));
+        )));
     }
     if let Some(n) = p.semmni {
         if n > snap.kernel_max_semmni {
-            return Err(format!(
+            return Err(Error::usage(format!(
                 "--semmni {n} is above the kernel's maximum of {} (IPCMNI)",
                 snap.kernel_max_semmni
-            ));
+            )));
         }
         if u64::from(n) < snap.sets_in_use {
-            return Err(format!(
+            return Err(Error::usage(format!(
                 "--semmni {n} is below the {} semaphore sets in use",
                 snap.sets_in_use
-            ));
+            )));
         }
     }
 

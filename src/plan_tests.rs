@@ -1,6 +1,7 @@
 //! Table-driven tests of classification and planning: pure, no kernel.
 
 use super::*;
+use crate::error::Code;
 use crate::limits::Limits;
 use crate::snapshot::{Detail, Owner, PidNamespace, SemSet, Snapshot};
 use crate::sysv::SetStat;
@@ -496,7 +497,10 @@ fn raise_arithmetic_caps_and_semmns() {
                 let l = got.raise.unwrap_or(s.limits);
                 assert_eq!((l.semmni, l.semmns), (semmni, semmns), "case {i}");
             }
-            (Err(e), Err(msg)) => assert!(e.contains(msg), "case {i}: {e}"),
+            (Err(e), Err(msg)) => {
+                assert!(e.message.contains(msg), "case {i}: {e}");
+                assert_eq!(e.code, Code::Usage, "case {i}: {e}");
+            }
             (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
         }
     }
@@ -631,7 +635,10 @@ fn a_reserve_above_the_kernels_maximum_is_bad_input() {
             };
             match (plan(&s, &p, NOW), want) {
                 (Ok(_), None) => {}
-                (Err(e), Some(w)) => assert!(e.contains(w), "{max} {reserve}: {e}"),
+                (Err(e), Some(w)) => {
+                    assert!(e.message.contains(w), "{max} {reserve}: {e}");
+                    assert_eq!(e.code, Code::Usage, "{max} {reserve}: {e}");
+                }
                 (got, _) => panic!("{max} {reserve} {policy:?}: got {got:?}, want {want:?}"),
             }
         }

@@ -7,7 +7,7 @@ use crate::cli::{self, Command};
 use crate::daemon::{self, Daemon, Liveness};
 use crate::error::{Code, Error};
 use crate::finish::{Found, Out, Text, conclude};
-use crate::lock::{self, LockError, LockGuard};
+use crate::lock::{self, LockGuard};
 use crate::plan::{self, Params, Plan, Policy, Verdict};
 use crate::report;
 use crate::snapshot::{self, ReadOptions, Snapshot};
@@ -165,24 +165,19 @@ fn start_budget(job: &Job, exec: Option<Vec<OsString>>) -> Budget {
             strict,
             text: Text::Nothing,
         };
-        let code = if hook && !strict {
-            0
-        } else {
-            Code::Failure as i32
-        };
-        crate::finish::expired(&out, &msg, code);
+        let code = crate::finish::expired(&out, &msg);
         match exec {
-            Some(program) if !strict => {
+            Some(program) if code == 0 => {
                 warn!("{msg}; starting the program anyway");
                 std::process::exit(crate::exec::exec(&program, None));
             }
-            _ if hook && !strict => {
+            _ if code == 0 => {
                 warn!("{msg}; letting the daemon start anyway");
                 std::process::exit(0)
             }
             _ => {
                 error!("{msg}");
-                std::process::exit(Code::Failure as i32)
+                std::process::exit(code)
             }
         }
     })
@@ -209,9 +204,9 @@ fn status(a: &cli::StatusArgs) -> i32 {
             strict: true,
             text: Text::Nothing,
         };
-        crate::finish::expired(&out, &msg, Code::Failure as i32);
+        let code = crate::finish::expired(&out, &msg);
         error!("{msg}");
-        std::process::exit(Code::Failure as i32)
+        std::process::exit(code)
     });
     let out = Out {
         command: "status",
@@ -231,7 +226,7 @@ fn read_status(p: &Params, found: &mut Found) -> Result<Code, Error> {
     let snap = &*found
         .snap
         .insert(snapshot::read(ReadOptions { values: true })?);
-    found.plan = Some(plan::plan(snap, p, now()).map_err(Error::usage)?);
+    found.plan = Some(plan::plan(snap, p, now())?);
     Ok(Code::Ready)
 }
 
@@ -239,15 +234,13 @@ fn lock(job: &Job, budget: &Budget) -> Result<LockGuard, Error> {
     let wait = job.guard.lock_timeout.min(budget.remaining());
     match lock::acquire(&job.guard.lock_file, wait) {
         Ok(guard) => refuse_aliases(job, guard),
-        Err(LockError::BadPath(m)) => Err(Error::usage(m)),
-        Err(LockError::Busy(m)) if wait < job.guard.lock_timeout => Err(Error::new(
-            Code::Refused,
-            format!(
-                "{m}: the time budget of {:?} (--timeout) ran out",
+        Err(e) if e.code == Code::Refused && wait < job.guard.lock_timeout => {
+            Err(Error::refused(format!(
+                "{e}: the time budget of {:?} (--timeout) ran out",
                 budget.total()
-            ),
-        )),
-        Err(LockError::Busy(m)) => Err(Error::new(Code::Refused, m)),
+            )))
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -290,14 +283,11 @@ fn guard_daemon(job: &Job, plan: &Plan) -> Result<(), Error> {
             warn!("{what} is running; removing the residual cookies anyway (--force)");
             Ok(())
         }
-        Liveness::Alive { what, .. } => Err(Error::new(
-            Code::Refused,
-            format!(
-                "{what} is running: semprep removes no cookie under a live daemon; stop it \
-                 first, or pass --force to remove only the {} residual cookies",
-                plan.remove.len()
-            ),
-        )),
+        Liveness::Alive { what, .. } => Err(Error::refused(format!(
+            "{what} is running: semprep removes no cookie under a live daemon; stop it \
+             first, or pass --force to remove only the {} residual cookies",
+            plan.remove.len()
+        ))),
     }
 }
 
@@ -322,15 +312,13 @@ fn change(
         Some(lock(job, budget)?)
     };
     if let Some(g) = guard.as_ref().filter(|_| job.name == "exec") {
-        g.inherit_across_exec().map_err(|e| {
-            Error::failure(format!("fcntl(F_SETFD) on {}: {e}", g.path().display()))
-        })?;
+        g.inherit_across_exec()?;
     }
     let opts = ReadOptions {
         values: job.json || job.guard.dry_run,
     };
     let snap = &*found.snap.insert(snapshot::read(opts)?);
-    let plan = plan::plan(snap, &job.params, now()).map_err(Error::usage)?;
+    let plan = plan::plan(snap, &job.params, now())?;
     let plan = &*found.plan.insert(plan);
     debug!("{}", report::summary(snap, plan));
     let refused = guard_daemon(job, plan);
@@ -361,7 +349,7 @@ fn change(
         sem_path: Path::new(crate::limits::SEM_PATH),
         persist: job.persist.as_deref(),
     };
-    let applied = apply::apply(snap, plan, &ctx).map_err(Error::failure)?;
+    let applied = apply::apply(snap, plan, &ctx)?;
     let applied = &*found.applied.insert(applied);
     let code = outcome(job, snap, plan, applied, budget, &mut found.verdict)?;
     Ok((code, guard))
@@ -405,7 +393,7 @@ fn outcome(
         .raised
         .or(applied.raised_by_other)
         .unwrap_or(snap.limits);
-    let (sets, sems) = snapshot::usage().map_err(Error::failure)?;
+    let (sets, sems) = snapshot::usage()?;
     let now_room = plan::headroom(&limits, sets, sems, job.params.reserve);
     let ran_out = applied
         .timed_out

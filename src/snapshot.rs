@@ -2,6 +2,7 @@
 //! in semprep reads kernel state: the plan is computed from a `Snapshot`, and
 //! `apply` re-reads single sets through `reread` below.
 
+use crate::error::Error;
 use crate::limits::{self, Limits};
 use crate::sysv::{self, SetStat};
 use serde::Serialize;
@@ -191,14 +192,14 @@ fn scan(
     indices: std::ops::Range<i32>,
     opts: ReadOptions,
     privileged: bool,
-) -> Result<Vec<SemSet>, String> {
+) -> Result<Vec<SemSet>, Error> {
     let mut sets = Vec::new();
     let mut owners = Owners::default();
     for index in indices {
         let (semid, stat) = match sysv::sem_stat(index, !privileged) {
             Ok(found) => found,
             Err(e) if vanished(&e) => continue, // an empty slot
-            Err(e) => return Err(format!("semctl({index}, SEM_STAT): {e}")),
+            Err(e) => return Err(Error::failure(format!("semctl({index}, SEM_STAT): {e}"))),
         };
         if !has_cookie_magic(stat.key) {
             continue;
@@ -207,7 +208,7 @@ fn scan(
             Ok(d) => Ok(d),
             Err(e) if vanished(&e) => continue, // removed since SEM_STAT
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err("needs root".into()),
-            Err(e) => return Err(format!("semctl({semid}, GET*): {e}")),
+            Err(e) => return Err(Error::failure(format!("semctl({semid}, GET*): {e}"))),
         };
         sets.push(SemSet {
             semid,
@@ -221,9 +222,8 @@ fn scan(
 /// Reads limits, usage and every dm-magic set. Large index ranges are split
 /// over the cores: every read here is read-only, and threads share the
 /// caller's IPC namespace.
-pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
+pub fn read(opts: ReadOptions) -> Result<Snapshot, Error> {
     use crate::budget::step;
-    use crate::error::Error;
     step(format!("reading {}", limits::SEM_PATH));
     let limits = limits::read(Path::new(limits::SEM_PATH))?;
     step("reading /proc/cmdline");
@@ -243,10 +243,10 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
     };
     let threads = threads_for(end as usize, INDICES_PER_THREAD as usize) as i32;
     let sets = if threads <= 1 {
-        scan(0..end, opts, privileged).map_err(Error::failure)?
+        scan(0..end, opts, privileged)?
     } else {
         let step = (end + threads - 1) / threads;
-        let parts: Vec<Result<Vec<SemSet>, String>> = std::thread::scope(|s| {
+        let parts: Vec<Result<Vec<SemSet>, Error>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..threads)
                 .map(|t| {
                     let range = (t * step)..((t + 1) * step).min(end);
@@ -257,13 +257,13 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
                 .into_iter()
                 .map(|h| {
                     h.join()
-                        .unwrap_or_else(|_| Err("a reader thread panicked".into()))
+                        .unwrap_or_else(|_| Err(Error::failure("a reader thread panicked")))
                 })
                 .collect()
         });
         let mut sets = Vec::new();
         for part in parts {
-            let mut part = part.map_err(Error::failure)?;
+            let mut part = part?;
             if sets.is_empty() {
                 sets = part;
             } else {
@@ -311,8 +311,8 @@ pub fn reread(
 }
 
 /// Sets and semaphores in use now (one SEM_INFO), to verify the result.
-pub fn usage() -> Result<(u64, u64), String> {
-    let info = sysv::sem_info().map_err(|e| format!("semctl(SEM_INFO): {e}"))?;
+pub fn usage() -> Result<(u64, u64), Error> {
+    let info = sysv::sem_info().map_err(|e| Error::failure(format!("semctl(SEM_INFO): {e}")))?;
     Ok((info.sets, info.sems))
 }
 
