@@ -7,6 +7,7 @@
 
 use crate::error::Error;
 use crate::limits::{self, Limits};
+use crate::parallel::REMOVALS_PER_THREAD;
 use crate::plan::{Class, Plan, classify};
 use crate::snapshot::{self, PidNamespace, SemSet};
 use serde::Serialize;
@@ -126,9 +127,6 @@ struct Part {
     error: Option<Error>,
 }
 
-/// Below this many removals per thread a thread is not worth starting.
-const REMOVALS_PER_THREAD: usize = 2048;
-
 /// Re-checks and removes `sets` one by one: each set is re-read by semid
 /// immediately before its own IPC_RMID. `stop` ends every worker early once
 /// one has failed or run out of time.
@@ -174,9 +172,7 @@ fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &Ato
         }
         match crate::sysv::remove(semid) {
             Ok(()) => part.removed.push(semid),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {
-                part.skipped.push(skip(gone()))
-            }
+            Err(e) if crate::sysv::vanished(&e) => part.skipped.push(skip(gone())),
             Err(e) => {
                 part.error = Some(Error::failure(format!("semctl({semid}, IPC_RMID): {e}")));
                 stop.store(true, Ordering::Relaxed);
@@ -193,28 +189,10 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
     // The re-reads run in parallel on large plans; IPC_RMID serialises in
     // the kernel anyway, but one thread's re-reads overlap the other's
     // removals. Each set is still re-checked right before its own removal.
-    let threads = snapshot::threads_for(planned.len(), REMOVALS_PER_THREAD);
     let stop = AtomicBool::new(false);
-    let parts: Vec<Part> = if threads <= 1 {
-        vec![remove_sets(&planned, snap.pid_namespace, ctx, &stop)]
-    } else {
-        let chunk = planned.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = planned
-                .chunks(chunk)
-                .map(|c| s.spawn(|| remove_sets(c, snap.pid_namespace, ctx, &stop)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| Part {
-                        error: Some(Error::failure("a removal thread panicked")),
-                        ..Part::default()
-                    })
-                })
-                .collect()
-        })
-    };
+    let parts = crate::parallel::map_ranges(planned.len(), REMOVALS_PER_THREAD, |r| {
+        remove_sets(&planned[r], snap.pid_namespace, ctx, &stop)
+    });
     for mut part in parts {
         if let Some(e) = part.error {
             return Err(e);

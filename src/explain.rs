@@ -13,11 +13,7 @@ use std::collections::BTreeMap;
 /// Why the limits were not raised, as the command or policy the operator
 /// chose and the caps have it.
 pub fn not_raised(snap: &Snapshot, p: &Params, command: &str) -> String {
-    let cap = p
-        .max_semmni
-        .unwrap_or(snap.kernel_max_semmni)
-        .min(snap.kernel_max_semmni);
-    why_not_raised(command, p.policy, cap)
+    why_not_raised(command, p.policy, p.semmni_cap(snap))
 }
 
 /// `not_raised` without the snapshot: the pure wording, table-tested.

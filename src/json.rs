@@ -130,7 +130,7 @@ fn push_sets(out: &mut Vec<u8>, snap: &Snapshot, plan: &Plan) {
     // About 230 bytes per set.
     out.reserve(pairs.len() * 240 + 2);
     out.push(b'[');
-    let threads = crate::snapshot::threads_for(pairs.len(), 4096);
+    let threads = crate::parallel::threads_for(pairs.len(), crate::parallel::SETS_PER_THREAD);
     if threads <= 1 {
         chunk_json(&pairs, out);
     } else {

@@ -18,6 +18,7 @@ pub mod json;
 pub mod limits;
 pub mod lock;
 pub mod logging;
+pub mod parallel;
 pub mod plan;
 pub mod process;
 pub mod report;

@@ -40,6 +40,16 @@ pub struct Params {
     pub semmni: Option<u32>,
 }
 
+impl Params {
+    /// The highest SEMMNI a raise may write: --max-semmni, but never above
+    /// the kernel's maximum.
+    pub fn semmni_cap(&self, snap: &Snapshot) -> u32 {
+        self.max_semmni
+            .unwrap_or(snap.kernel_max_semmni)
+            .min(snap.kernel_max_semmni)
+    }
+}
+
 /// What a dm-magic set is, with every reason that applies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "class", content = "reasons", rename_all = "lowercase")]
@@ -311,10 +321,7 @@ impl RaiseRule {
 /// SEMMNI target the kernel or the current usage cannot accept, or a
 /// reserve no SEMMNI can leave free.
 pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, Error> {
-    let cap = p
-        .max_semmni
-        .unwrap_or(snap.kernel_max_semmni)
-        .min(snap.kernel_max_semmni);
+    let cap = p.semmni_cap(snap);
     if p.reserve > u64::from(snap.kernel_max_semmni) {
         return Err(Error::usage(format!(
             "--reserve {} is above the kernel's maximum SEMMNI of {} (IPCMNI): no kernel.sem \

@@ -4,7 +4,8 @@
 
 use crate::error::Error;
 use crate::limits::{self, Limits};
-use crate::sysv::{self, SetStat};
+use crate::parallel;
+use crate::sysv::{self, SetStat, vanished};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io;
@@ -167,26 +168,6 @@ fn read_detail(
     })
 }
 
-fn vanished(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EIDRM))
-}
-
-/// Below this many kernel indices per thread, a thread costs more than it
-/// saves (spawning one is ~50 µs; a SEM_STAT ~0.3 µs, a cookie ~1.2 µs).
-const INDICES_PER_THREAD: i32 = 4096;
-/// The per-set reads scale with cores (they take only the set's own lock,
-/// under RCU); more than a few threads only add start-up cost.
-const MAX_THREADS: usize = 4;
-
-/// Threads worth using for `n` items of which `per_thread` fill one.
-pub(crate) fn threads_for(n: usize, per_thread: usize) -> usize {
-    if n < 2 * per_thread {
-        return 1;
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    cores.min(MAX_THREADS).min(n / per_thread).max(1)
-}
-
 /// SEM_STAT over `indices`, reading the details of every dm-magic set.
 fn scan(
     indices: std::ops::Range<i32>,
@@ -241,37 +222,18 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, Error> {
     } else {
         info.max_index + 1
     };
-    let threads = threads_for(end as usize, INDICES_PER_THREAD as usize) as i32;
-    let sets = if threads <= 1 {
-        scan(0..end, opts, privileged)?
-    } else {
-        let step = (end + threads - 1) / threads;
-        let parts: Vec<Result<Vec<SemSet>, Error>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let range = (t * step)..((t + 1) * step).min(end);
-                    s.spawn(move || scan(range, opts, privileged))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(Error::failure("a reader thread panicked")))
-                })
-                .collect()
-        });
-        let mut sets = Vec::new();
-        for part in parts {
-            let mut part = part?;
-            if sets.is_empty() {
-                sets = part;
-            } else {
-                sets.append(&mut part);
-            }
+    let parts = parallel::map_ranges(end as usize, parallel::INDICES_PER_THREAD, |r| {
+        scan(r.start as i32..r.end as i32, opts, privileged)
+    });
+    let mut sets = Vec::new();
+    for part in parts {
+        let mut part = part?;
+        if sets.is_empty() {
+            sets = part;
+        } else {
+            sets.append(&mut part);
         }
-        sets
-    };
+    }
     step("");
     Ok(Snapshot {
         limits,

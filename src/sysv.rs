@@ -74,6 +74,13 @@ pub fn sem_info() -> io::Result<SemInfo> {
     })
 }
 
+/// Whether a semctl failed because the set is not there: an empty slot
+/// (EINVAL), or a set removed meanwhile (EIDRM, or EINVAL for a semid whose
+/// slot is empty or reused).
+pub fn vanished(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM))
+}
+
 /// `semctl(index, 0, SEM_STAT[_ANY])`: the set at a kernel array index.
 /// Returns its semid; `EINVAL` means the slot is empty.
 pub fn sem_stat(index: i32, any: bool) -> io::Result<(i32, SetStat)> {
