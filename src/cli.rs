@@ -52,8 +52,9 @@ pub enum Command {
     Exec(ExecArgs),
 }
 
+/// What every command prints and logs.
 #[derive(Args, Debug, Clone)]
-pub struct Output {
+pub struct OutputArgs {
     /// Print one JSON document on stdout instead of text
     #[arg(long, env = "SEMPREP_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
@@ -65,22 +66,25 @@ pub struct Output {
     pub quiet: bool,
 }
 
+/// The age below which a cookie counts as busy.
 #[derive(Args, Debug, Clone)]
-pub struct Classify {
+pub struct AgeArgs {
     /// A cookie untouched for less than this is busy, not residual (0, 90s, 5m, 1h)
     #[arg(long, env = "SEMPREP_MIN_AGE", default_value = "5m", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub min_age: Duration,
 }
 
+/// The headroom the daemon needs.
 #[derive(Args, Debug, Clone)]
-pub struct Reserve {
+pub struct ReserveArgs {
     /// Free semaphore sets (and semaphores) the daemon needs (at most the kernel's maximum SEMMNI)
     #[arg(long, env = "SEMPREP_RESERVE", default_value_t = 32, value_parser = |t: &str| parse_count(t, 0, 1 << 31), allow_hyphen_values = true, value_name = "N")]
     pub reserve: u64,
 }
 
+/// Every state-changing command's: the dry run, the lock, the time budget.
 #[derive(Args, Debug, Clone)]
-pub struct Guard {
+pub struct ChangeArgs {
     /// Print the plan and change nothing
     #[arg(short = 'n', long, env = "SEMPREP_DRY_RUN", value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
@@ -100,6 +104,7 @@ pub struct Guard {
     pub timeout: Duration,
 }
 
+/// The daemon whose liveness stops removals.
 #[derive(Args, Debug, Clone)]
 pub struct DaemonArgs {
     /// The daemon that must not be running while cookies are removed
@@ -113,8 +118,9 @@ pub struct DaemonArgs {
     pub force: bool,
 }
 
+/// How far a raise may go, and whether it is kept for the next boot.
 #[derive(Args, Debug, Clone)]
-pub struct Raising {
+pub struct RaisingArgs {
     /// Never raise SEMMNI above this [default: the kernel's maximum]
     #[arg(long, env = "SEMPREP_MAX_SEMMNI", value_name = "N", value_parser = parse_semmni, allow_hyphen_values = true)]
     pub max_semmni: Option<u32>,
@@ -126,8 +132,9 @@ pub struct Raising {
     pub persist_file: PathBuf,
 }
 
+/// The hooks' (run, exec): what semprep may change, and what fails the start.
 #[derive(Args, Debug, Clone)]
-pub struct Hook {
+pub struct HookArgs {
     /// What semprep may change
     #[arg(long, env = "SEMPREP_POLICY", value_enum, default_value_t = Policy::Auto)]
     pub policy: Policy,
@@ -136,22 +143,29 @@ pub struct Hook {
     pub strict: bool,
 }
 
+impl RaisingArgs {
+    /// The file --persist writes, if it is given.
+    pub fn persist_to(&self) -> Option<PathBuf> {
+        self.persist.then(|| self.persist_file.clone())
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub hook: Hook,
+    pub hook: HookArgs,
     #[command(flatten)]
-    pub guard: Guard,
+    pub change: ChangeArgs,
     #[command(flatten)]
     pub daemon: DaemonArgs,
     #[command(flatten)]
-    pub classify: Classify,
+    pub age: AgeArgs,
     #[command(flatten)]
-    pub reserve: Reserve,
+    pub reserve: ReserveArgs,
     #[command(flatten)]
-    pub raising: Raising,
+    pub raising: RaisingArgs,
     #[command(flatten)]
-    pub output: Output,
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -160,25 +174,25 @@ pub struct StatusArgs {
     #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
     pub timeout: Duration,
     #[command(flatten)]
-    pub classify: Classify,
+    pub age: AgeArgs,
     #[command(flatten)]
-    pub reserve: Reserve,
+    pub reserve: ReserveArgs,
     #[command(flatten)]
-    pub output: Output,
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct CleanArgs {
     #[command(flatten)]
-    pub guard: Guard,
+    pub change: ChangeArgs,
     #[command(flatten)]
     pub daemon: DaemonArgs,
     #[command(flatten)]
-    pub classify: Classify,
+    pub age: AgeArgs,
     #[command(flatten)]
-    pub reserve: Reserve,
+    pub reserve: ReserveArgs,
     #[command(flatten)]
-    pub output: Output,
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -187,13 +201,13 @@ pub struct RaiseArgs {
     #[arg(long, env = "SEMPREP_SEMMNI", value_name = "N", value_parser = parse_semmni, allow_hyphen_values = true)]
     pub semmni: Option<u32>,
     #[command(flatten)]
-    pub guard: Guard,
+    pub change: ChangeArgs,
     #[command(flatten)]
-    pub reserve: Reserve,
+    pub reserve: ReserveArgs,
     #[command(flatten)]
-    pub raising: Raising,
+    pub raising: RaisingArgs,
     #[command(flatten)]
-    pub output: Output,
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -203,6 +217,19 @@ pub struct ExecArgs {
     /// The program to run after preparing, with its arguments (after `--`)
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     pub program: Vec<OsString>,
+}
+
+impl Command {
+    /// The command's output options, which every command has.
+    pub fn output(&self) -> &OutputArgs {
+        match self {
+            Command::Run(a) => &a.output,
+            Command::Exec(a) => &a.run.output,
+            Command::Status(a) => &a.output,
+            Command::Clean(a) => &a.output,
+            Command::Raise(a) => &a.output,
+        }
+    }
 }
 
 /// Parses `0`, `90s`, `5m`, `1h`, `500ms`; a bare number is seconds.

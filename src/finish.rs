@@ -12,10 +12,12 @@ use crate::snapshot::Snapshot;
 use log::{error, info};
 use std::ffi::OsString;
 
-/// How a command ends: its name, its hook policy, and what it prints.
-pub(crate) struct Out<'a> {
+/// How a command ends: its name, its hook policy, and what it prints. Owned
+/// and `Copy`, so the time budget's watchdog can keep one.
+#[derive(Clone, Copy)]
+pub(crate) struct Out {
     pub command: &'static str,
-    pub params: &'a Params,
+    pub params: Params,
     pub json: bool,
     /// run and exec: semprep's own faults do not fail the daemon's start.
     pub hook: bool,
@@ -24,6 +26,7 @@ pub(crate) struct Out<'a> {
     pub text: Text,
 }
 
+#[derive(Clone, Copy)]
 pub(crate) enum Text {
     Status,
     Plan,
@@ -82,7 +85,7 @@ fn hook_policy(out: &Out, e: &Error) -> i32 {
     out.exit_code(e)
 }
 
-impl Out<'_> {
+impl Out {
     /// The one place an error becomes an exit code: its own code, except
     /// where the hook policy forgives it (docs/design.md §5).
     pub(crate) fn exit_code(&self, e: &Error) -> i32 {
@@ -92,7 +95,7 @@ impl Out<'_> {
     /// The hook policy: in run and exec only "certainly cannot start" and
     /// bad input fail, unless --strict; semprep's own faults and a busy
     /// lock let the daemon start.
-    fn forgives(&self, e: &Error) -> bool {
+    pub(crate) fn forgives(&self, e: &Error) -> bool {
         self.hook && !self.strict && matches!(e.code, Code::Failure | Code::Refused)
     }
 }
@@ -104,7 +107,7 @@ fn report(out: &Out, found: &Found, error: Option<&Error>, code: i32) -> std::io
     if out.json {
         return crate::json::emit_json(&JsonDoc {
             command: Some(out.command),
-            params: Some(out.params),
+            params: Some(&out.params),
             snap,
             plan,
             applied: found.applied.as_ref(),
@@ -188,7 +191,7 @@ pub(crate) fn expired(out: &Out, message: &str) -> i32 {
     }
     let doc = JsonDoc {
         command: Some(out.command),
-        params: Some(out.params),
+        params: Some(&out.params),
         error: Some(&error),
         exit_code,
         ..JsonDoc::default()
