@@ -11,7 +11,6 @@ use crate::parallel::REMOVALS_PER_THREAD;
 use crate::plan::{Class, Plan, classify};
 use crate::snapshot::{self, PidNamespace, SemSet};
 use serde::Serialize;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -90,28 +89,19 @@ fn recheck(
     }
 }
 
-/// The planned sets to remove, in plan order. `plan.remove` is a
-/// subsequence of `snap.sets` (both in kernel index order), so one merge walk
-/// finds them without a map; any other order falls back to a map.
+/// The planned sets to remove, in plan order. `plan::plan` makes
+/// `plan.remove` a subsequence of `snap.sets` (both in kernel index order),
+/// so one merge walk finds them; a plan made from another snapshot is
+/// semprep's own fault.
 fn planned_sets<'a>(snap: &'a snapshot::Snapshot, plan: &Plan) -> Result<Vec<&'a SemSet>, Error> {
-    let mut out = Vec::with_capacity(plan.remove.len());
     let mut sets = snap.sets.iter();
-    for &semid in &plan.remove {
-        match sets.by_ref().find(|s| s.semid == semid) {
-            Some(s) => out.push(s),
-            None => break,
-        }
-    }
-    if out.len() == plan.remove.len() {
-        return Ok(out);
-    }
-    let by_semid: HashMap<i32, &SemSet> = snap.sets.iter().map(|s| (s.semid, s)).collect();
     plan.remove
         .iter()
-        .map(|id| {
-            by_semid.get(id).copied().ok_or_else(|| {
+        .map(|&semid| {
+            sets.by_ref().find(|s| s.semid == semid).ok_or_else(|| {
                 Error::failure(format!(
-                    "semaphore set {id} is in the plan but not in the snapshot"
+                    "semaphore set {semid} is in the plan but not in the snapshot, or out of \
+                     its order"
                 ))
             })
         })
@@ -289,7 +279,7 @@ fn raise(path: &Path, target: &Limits) -> Result<Raise, Error> {
 
 /// Writes `kernel.sem` to a sysctl.d file atomically: temp file, fsync,
 /// rename, fsync of the directory. A kill leaves the old file or the new one.
-pub fn persist(file: &Path, limits: &Limits) -> Result<(), Error> {
+pub(crate) fn persist(file: &Path, limits: &Limits) -> Result<(), Error> {
     use std::io::Write;
     let err =
         |what: &str, e: std::io::Error| Error::failure(format!("{what} {}: {e}", file.display()));
@@ -312,4 +302,68 @@ pub fn persist(file: &Path, limits: &Limits) -> Result<(), Error> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Verdict;
+    use crate::snapshot::Snapshot;
+
+    #[test]
+    fn planned_sets_are_found_in_one_walk_or_the_plan_is_refused() {
+        let limits = Limits {
+            semmsl: 250,
+            semmns: 32_000,
+            semopm: 32,
+            semmni: 128,
+        };
+        let set = |semid| SemSet {
+            semid,
+            stat: crate::sysv::SetStat {
+                key: 0x0D4D_0000 + semid,
+                nsems: 1,
+                mode: 0o600,
+                uid: 0,
+                cuid: 0,
+                otime: 0,
+                ctime: 0,
+            },
+            detail: Err("not read".into()),
+        };
+        let snap = Snapshot {
+            limits,
+            kernel_max_semmni: 32_768,
+            sets_in_use: 5,
+            sems_in_use: 5,
+            sets: [3, 8, 65_541, 12, 40].map(set).to_vec(),
+            privileged: true,
+            pid_namespace: PidNamespace::Initial,
+        };
+        let room = crate::plan::headroom(&limits, 5, 5, 0);
+        let plan = |remove: &[i32]| Plan {
+            sets: Vec::new(),
+            remove: remove.to_vec(),
+            raise: None,
+            before: room,
+            after: room,
+            verdict: Verdict::Ready,
+            rule: None,
+        };
+        let found = |remove: &[i32]| {
+            planned_sets(&snap, &plan(remove)).map(|v| v.iter().map(|s| s.semid).collect())
+        };
+        for ok in [&[][..], &[8], &[3, 65_541, 40], &[3, 8, 65_541, 12, 40]] {
+            assert_eq!(found(ok), Ok(ok.to_vec()));
+        }
+        // Not in the snapshot, or not in its order: never a guess.
+        for bad in [&[7][..], &[3, 99], &[12, 8], &[8, 8]] {
+            let e = found(bad).unwrap_err();
+            assert_eq!(e.code, crate::error::Code::Failure, "{bad:?}");
+            assert!(
+                e.message.contains("is in the plan but not in the snapshot"),
+                "{bad:?}"
+            );
+        }
+    }
 }

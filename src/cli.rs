@@ -145,7 +145,7 @@ pub struct HookArgs {
 
 impl RaisingArgs {
     /// The file --persist writes, if it is given.
-    pub fn persist_to(&self) -> Option<PathBuf> {
+    pub(crate) fn persist_to(&self) -> Option<PathBuf> {
         self.persist.then(|| self.persist_file.clone())
     }
 }
@@ -233,7 +233,7 @@ impl Command {
 }
 
 /// Parses `0`, `90s`, `5m`, `1h`, `500ms`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let allowed =
         "expected a whole number with an optional unit ms, s, m or h, e.g. 0, 90s, 5m, 1h";
     let t = text.trim();
@@ -254,7 +254,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// The shortest `--timeout`: enough to read the state (kernel.sem, one
 /// SEM_STAT pass over 32768 sets) and act; less could never do anything.
-pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// A duration of at least `MIN_TIMEOUT`.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -270,7 +270,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 }
 
 /// A whole number in `min..=max`.
-pub fn parse_count(text: &str, min: u64, max: u64) -> Result<u64, String> {
+pub(crate) fn parse_count(text: &str, min: u64, max: u64) -> Result<u64, String> {
     text.trim()
         .parse::<u64>()
         .ok()
@@ -295,7 +295,7 @@ fn parse_path(text: &str) -> Result<PathBuf, String> {
 /// subcommand or a top-level flag (help, version) comes first. A first word
 /// that is not an option is left for clap: `run` takes no positionals, so
 /// it can only be a mistyped command, and clap names the nearest one.
-pub fn with_default_command(mut args: Vec<OsString>) -> Vec<OsString> {
+pub(crate) fn with_default_command(mut args: Vec<OsString>) -> Vec<OsString> {
     let first = args.get(1).map(|a| a.to_string_lossy());
     let top_level = ["-h", "--help", "-V", "--version"];
     if !first.is_some_and(|f| !f.starts_with('-') || top_level.contains(&&*f)) {
@@ -325,7 +325,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, (Vec<OsString>, clap::Error)> {
 /// The whole command line as clap sees it, for help, man pages and shell
 /// completions: `Cli` with run's options in the top-level help, since
 /// `semprep` alone is `semprep run` and takes them.
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     let top = Cli::command();
     let heading = *top.get_styles().get_header();
     let section = |options: clap::builder::StyledStr, rest: &str| {

@@ -26,23 +26,23 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn new(code: Code, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: Code, message: impl Into<String>) -> Self {
         Error {
             code,
             message: message.into(),
         }
     }
-    pub fn failure(message: impl Into<String>) -> Self {
+    pub(crate) fn failure(message: impl Into<String>) -> Self {
         Self::new(Code::Failure, message)
     }
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Self::new(Code::Usage, message)
     }
-    pub fn refused(message: impl Into<String>) -> Self {
+    pub(crate) fn refused(message: impl Into<String>) -> Self {
         Self::new(Code::Refused, message)
     }
     /// The same error, its message prefixed with what was being done.
-    pub fn context(self, what: impl fmt::Display) -> Self {
+    pub(crate) fn context(self, what: impl fmt::Display) -> Self {
         Error {
             message: format!("{what}: {}", self.message),
             ..self

@@ -25,7 +25,6 @@ use crate::error::Error;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, fcntl};
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -148,9 +147,5 @@ impl LockGuard {
     /// The lock file, its directory resolved (no symbolic links).
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    pub fn fd(&self) -> i32 {
-        self.file.as_raw_fd()
     }
 }

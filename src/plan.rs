@@ -43,7 +43,7 @@ pub struct Params {
 impl Params {
     /// The highest SEMMNI a raise may write: --max-semmni, but never above
     /// the kernel's maximum.
-    pub fn semmni_cap(&self, snap: &Snapshot) -> u32 {
+    pub(crate) fn semmni_cap(&self, snap: &Snapshot) -> u32 {
         self.max_semmni
             .unwrap_or(snap.kernel_max_semmni)
             .min(snap.kernel_max_semmni)
@@ -65,7 +65,7 @@ pub enum Class {
 
 impl Class {
     /// The class in the `--json` document (`"class"`).
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Class::Lookalike(_) => "lookalike",
             Class::Residual => "residual",
@@ -73,13 +73,13 @@ impl Class {
         }
     }
     /// The class in text for operators (`status`'s CLASS column).
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Class::Lookalike(_) => "look-alike",
             other => other.name(),
         }
     }
-    pub fn reasons(&self) -> &[String] {
+    pub(crate) fn reasons(&self) -> &[String] {
         match self {
             Class::Lookalike(r) | Class::Busy(r) => r,
             Class::Residual => &[],
@@ -88,7 +88,7 @@ impl Class {
 }
 
 /// Seconds since the set was last operated on or changed.
-pub fn age(set: &SemSet, now: i64) -> u64 {
+pub(crate) fn age(set: &SemSet, now: i64) -> u64 {
     let last = set.stat.otime.max(set.stat.ctime);
     now.saturating_sub(last).max(0) as u64
 }
@@ -112,7 +112,7 @@ fn owner_unseen(pid_ns: PidNamespace) -> Option<&'static str> {
 /// Classifies a set whose key carries the dm magic (docs/design.md §3).
 /// `pid_ns` is the reader's pid namespace: outside the initial one a
 /// GETPID of 0 may hide a live owner.
-pub fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> Class {
+pub(crate) fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> Class {
     let s = &set.stat;
     let mut lookalike = Vec::new();
     if !crate::snapshot::has_cookie_magic(s.key) {
@@ -167,13 +167,13 @@ pub fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> C
 /// libdm asks for one semaphore per set (a cookie) and one operation per
 /// semop: a SEMMSL or SEMOPM below this makes every cookie fail (semget
 /// with EINVAL, semop with E2BIG).
-pub const LIBDM_MIN: u32 = 1;
+pub(crate) const LIBDM_MIN: u32 = 1;
 /// What a raise sets a SEMMSL below `LIBDM_MIN` to: the kernel's historic
 /// default (SEMMSL in include/uapi/linux/sem.h).
-pub const DEFAULT_SEMMSL: u32 = 250;
+pub(crate) const DEFAULT_SEMMSL: u32 = 250;
 /// What a raise sets a SEMOPM below `LIBDM_MIN` to: the kernel's historic
 /// default (SEMOPM in include/uapi/linux/sem.h).
-pub const DEFAULT_SEMOPM: u32 = 32;
+pub(crate) const DEFAULT_SEMOPM: u32 = 32;
 
 /// Free sets and semaphores, the per-set and per-call limits libdm needs,
 /// and whether that is enough.
@@ -190,7 +190,7 @@ pub struct Headroom {
     pub short: bool,
 }
 
-pub fn headroom(limits: &Limits, sets: u64, sems: u64, reserve: u64) -> Headroom {
+pub(crate) fn headroom(limits: &Limits, sets: u64, sems: u64, reserve: u64) -> Headroom {
     let free_sets = u64::from(limits.semmni).saturating_sub(sets);
     let free_sems = u64::from(limits.semmns).saturating_sub(sems);
     let semmsl_short = limits.semmsl < LIBDM_MIN;
@@ -252,7 +252,7 @@ pub struct Counts {
 }
 
 impl Plan {
-    pub fn counts(&self) -> Counts {
+    pub(crate) fn counts(&self) -> Counts {
         let mut n = Counts::default();
         for e in &self.sets {
             match e.class {
@@ -300,7 +300,7 @@ impl RaiseRule {
     /// The limits to write so that `sets` and `sems` in use leave the
     /// reserve free, or `None` when `limits` already do (and no explicit
     /// target asks for more). Fields only ever rise.
-    pub fn raise(&self, limits: &Limits, sets: u64, sems: u64) -> Option<Limits> {
+    pub(crate) fn raise(&self, limits: &Limits, sets: u64, sems: u64) -> Option<Limits> {
         if !headroom(limits, sets, sems, self.reserve).short && self.semmni.is_none() {
             return None;
         }

@@ -54,7 +54,7 @@ pub enum PidNamespace {
 const PROC_PID_INIT_INO: u64 = 0xEFFF_FFFC;
 
 /// Which pid namespace a `/proc/self/ns/pid` link target (`pid:[N]`) names.
-pub fn parse_pid_namespace(link: &str) -> PidNamespace {
+pub(crate) fn parse_pid_namespace(link: &str) -> PidNamespace {
     let inode = link
         .strip_prefix("pid:[")
         .and_then(|r| r.strip_suffix(']'))
@@ -251,7 +251,7 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, Error> {
 /// what the snapshot found out about the owner: when the last-op pid is
 /// still the same, its liveness is not asked again (pid liveness cache);
 /// other pids go through `owners`.
-pub fn reread(
+pub(crate) fn reread(
     semid: i32,
     owners: &mut Owners,
     known: Option<&Owner>,
@@ -273,7 +273,7 @@ pub fn reread(
 }
 
 /// Sets and semaphores in use now (one SEM_INFO), to verify the result.
-pub fn usage() -> Result<(u64, u64), Error> {
+pub(crate) fn usage() -> Result<(u64, u64), Error> {
     let info = sysv::sem_info().map_err(|e| Error::failure(format!("semctl(SEM_INFO): {e}")))?;
     Ok((info.sets, info.sems))
 }
