@@ -1,4 +1,4 @@
-//! The `--json` document (`"schema": 1`), defined once: the views below
+//! The `--json` document (`"schema"`: `SCHEMA`), defined once: the views below
 //! borrow the snapshot, the plan and the result, serde's derive writes them,
 //! and `emit_json` streams the document to stdout while it is serialised.
 //! Nothing holds the whole document, so its memory does not grow with the
@@ -14,7 +14,11 @@ use crate::snapshot::{Owner, SemSet, Snapshot};
 use serde::{Serialize, Serializer};
 use std::io::{self, Write};
 
-/// The one JSON document of every run (`"schema": 1`). Every key is always
+/// The `"schema"` of the `--json` document. 2: the class of a dm-prefixed
+/// set that is not shaped like a cookie is `"lookalike"` (1: `"foreign"`).
+pub const SCHEMA: u32 = 2;
+
+/// The one JSON document of every run (`"schema"`: `SCHEMA`). Every key is always
 /// present, and is `null` when the run ended before it was known (bad input
 /// found before the snapshot was read knows no limits):
 ///
@@ -23,15 +27,14 @@ use std::io::{self, Write};
 /// - `error`: `null`, or `{"code": N, "message": "…"}`: what went wrong, with
 ///   the error's own exit code; `exit_code` is that code after the hook
 ///   policy (0 in `run`/`exec` for semprep's own faults unless `--strict`).
-///   Added to schema 1 without a version change: consumers that ignore
-///   unknown keys read the documents as before
+///   (added in schema 1, backward compatible)
 /// - `exit_code`: semprep's exit code (`exec`: the code it had before
 ///   starting PROGRAM)
 /// - `kernel_max_semmni`, `limits`, `privileged`, `usage`: from the snapshot
 /// - `min_age_secs`, `policy`, `reserve`: the parameters
 /// - `plan`, `sets`: the plan, and every dm-magic set with its class
 /// - `result`: what was changed; `null` when nothing was applied
-/// - `schema`: 1
+/// - `schema`: `SCHEMA`
 #[derive(Default)]
 pub struct JsonDoc<'a> {
     pub command: Option<&'a str>,
@@ -84,7 +87,7 @@ impl JsonDoc<'_> {
                 skipped: Skips(&a.skipped),
                 timed_out: a.timed_out,
             }),
-            schema: 1,
+            schema: SCHEMA,
             sets: plan.map(|(plan, snap)| Sets { plan, snap }),
             usage: snap.map(|s| Usage {
                 semaphores: s.sems_in_use,

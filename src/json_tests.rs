@@ -145,7 +145,7 @@ fn every_document_has_every_key_whatever_is_known() {
         let v = as_serde_prints_it(&document(doc));
         let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
         assert_eq!(keys, KEYS);
-        assert_eq!(v["schema"], 1);
+        assert_eq!(v["schema"], SCHEMA);
         assert_eq!(v["exit_code"], doc.exit_code);
         assert_eq!(v["command"], json!(doc.command));
         match doc.error {
@@ -244,7 +244,7 @@ fn fixed_state() -> (Params, Snapshot, Plan) {
         Class::Busy(reasons(&[Waiters, OwnerAlive, Young])),
         Class::Residual,
         Class::Busy(reasons(&[Unreadable])),
-        Class::Foreign(reasons(&[KeyBase, Nsems, Mode, OwnerUid, CreatorUid])),
+        Class::Lookalike(reasons(&[KeyBase, Nsems, Mode, OwnerUid, CreatorUid])),
     ];
     let snap = Snapshot {
         limits: Limits {

@@ -1,4 +1,4 @@
-use semprep::cli::{self, Command};
+use semprep::cli;
 
 fn main() {
     // clap's usage errors exit 2 (with a JSON document under --json);
@@ -7,13 +7,7 @@ fn main() {
         Ok(cli) => cli,
         Err((args, e)) => std::process::exit(semprep::finish::usage_error(&args, e)),
     };
-    let out = match &cli.command {
-        Command::Run(a) => &a.output,
-        Command::Exec(a) => &a.run.output,
-        Command::Status(a) => &a.output,
-        Command::Clean(a) => &a.output,
-        Command::Raise(a) => &a.output,
-    };
+    let out = cli.command.output();
     semprep::logging::init(out.verbose, out.quiet);
     let code = semprep::run::main(cli);
     semprep::logging::drain();

@@ -1,5 +1,6 @@
 //! Classification and planning: pure functions of (snapshot, policy, now).
 
+use crate::error::Error;
 use crate::limits::Limits;
 use crate::snapshot::{Owner, PidNamespace, SemSet, Snapshot};
 use std::fmt;
@@ -38,11 +39,22 @@ pub struct Params {
     pub semmni: Option<u32>,
 }
 
+impl Params {
+    /// The highest SEMMNI a raise may write: --max-semmni, but never above
+    /// the kernel's maximum.
+    pub(crate) fn semmni_cap(&self, snap: &Snapshot) -> u32 {
+        self.max_semmni
+            .unwrap_or(snap.kernel_max_semmni)
+            .min(snap.kernel_max_semmni)
+    }
+}
+
 /// What a dm-magic set is, with every reason that applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// Not shaped exactly like a libdm cookie: never touched.
-    Foreign(Reasons),
+    /// A look-alike: the dm key prefix, but not shaped exactly like a libdm
+    /// cookie. Never touched.
+    Lookalike(Reasons),
     /// A cookie that is provably dead.
     Residual,
     /// A cookie that may still be in use.
@@ -50,18 +62,26 @@ pub enum Class {
 }
 
 impl Class {
-    pub fn name(&self) -> &'static str {
+    /// The class in the `--json` document (`"class"`).
+    pub(crate) fn name(&self) -> &'static str {
         match self {
-            Class::Foreign(_) => "foreign",
+            Class::Lookalike(_) => "lookalike",
             Class::Residual => "residual",
             Class::Busy(_) => "busy",
+        }
+    }
+    /// The class in text for operators (`status`'s CLASS column).
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            Class::Lookalike(_) => "look-alike",
+            other => other.name(),
         }
     }
     /// The reasons, in an operator's words, with the facts of `set` (the
     /// set this class was found for, idle for `age` seconds).
     pub fn reasons<'a>(&self, set: &'a SemSet, age: u64) -> impl Iterator<Item = Said<'a>> {
         let reasons = match self {
-            Class::Foreign(r) | Class::Busy(r) => *r,
+            Class::Lookalike(r) | Class::Busy(r) => *r,
             Class::Residual => Reasons::default(),
         };
         reasons.iter().map(move |reason| Said { reason, set, age })
@@ -79,7 +99,7 @@ impl Class {
 /// memory: BENCHMARKS.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
-    // Foreign: not shaped like a libdm cookie.
+    // Look-alike: not shaped like a libdm cookie.
     KeyPrefix,
     KeyBase,
     Nsems,
@@ -187,7 +207,7 @@ impl fmt::Display for Said<'_> {
 }
 
 /// Seconds since the set was last operated on or changed.
-pub fn age(set: &SemSet, now: i64) -> u64 {
+pub(crate) fn age(set: &SemSet, now: i64) -> u64 {
     let last = set.stat.otime.max(set.stat.ctime);
     now.saturating_sub(last).max(0) as u64
 }
@@ -205,28 +225,28 @@ fn owner_unseen(pid_ns: PidNamespace) -> Option<Reason> {
 /// Classifies a set whose key carries the dm magic (docs/design.md §3).
 /// `pid_ns` is the reader's pid namespace: outside the initial one a
 /// GETPID of 0 may hide a live owner.
-pub fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> Class {
+pub(crate) fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> Class {
     let s = &set.stat;
-    let mut foreign = Reasons::default();
+    let mut lookalike = Reasons::default();
     if !crate::snapshot::has_cookie_magic(s.key) {
-        foreign.add(Reason::KeyPrefix);
+        lookalike.add(Reason::KeyPrefix);
     } else if s.key as u32 & 0xffff == 0 {
-        foreign.add(Reason::KeyBase);
+        lookalike.add(Reason::KeyBase);
     }
     if s.nsems != 1 {
-        foreign.add(Reason::Nsems);
+        lookalike.add(Reason::Nsems);
     }
     if s.mode & 0o7777 != 0o600 {
-        foreign.add(Reason::Mode);
+        lookalike.add(Reason::Mode);
     }
     if s.uid != 0 {
-        foreign.add(Reason::OwnerUid);
+        lookalike.add(Reason::OwnerUid);
     }
     if s.cuid != 0 {
-        foreign.add(Reason::CreatorUid);
+        lookalike.add(Reason::CreatorUid);
     }
-    if !foreign.is_empty() {
-        return Class::Foreign(foreign);
+    if !lookalike.is_empty() {
+        return Class::Lookalike(lookalike);
     }
 
     let mut busy = Reasons::default();
@@ -260,13 +280,13 @@ pub fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> C
 /// libdm asks for one semaphore per set (a cookie) and one operation per
 /// semop: a SEMMSL or SEMOPM below this makes every cookie fail (semget
 /// with EINVAL, semop with E2BIG).
-pub const LIBDM_MIN: u32 = 1;
+pub(crate) const LIBDM_MIN: u32 = 1;
 /// What a raise sets a SEMMSL below `LIBDM_MIN` to: the kernel's historic
 /// default (SEMMSL in include/uapi/linux/sem.h).
-pub const DEFAULT_SEMMSL: u32 = 250;
+pub(crate) const DEFAULT_SEMMSL: u32 = 250;
 /// What a raise sets a SEMOPM below `LIBDM_MIN` to: the kernel's historic
 /// default (SEMOPM in include/uapi/linux/sem.h).
-pub const DEFAULT_SEMOPM: u32 = 32;
+pub(crate) const DEFAULT_SEMOPM: u32 = 32;
 
 /// Free sets and semaphores, the per-set and per-call limits libdm needs,
 /// and whether that is enough.
@@ -283,7 +303,7 @@ pub struct Headroom {
     pub short: bool,
 }
 
-pub fn headroom(limits: &Limits, sets: u64, sems: u64, reserve: u64) -> Headroom {
+pub(crate) fn headroom(limits: &Limits, sets: u64, sems: u64, reserve: u64) -> Headroom {
     let free_sets = u64::from(limits.semmni).saturating_sub(sets);
     let free_sems = u64::from(limits.semmns).saturating_sub(sems);
     let semmsl_short = limits.semmsl < LIBDM_MIN;
@@ -333,9 +353,25 @@ pub struct Plan {
     pub rule: Option<RaiseRule>,
 }
 
+/// How many of a plan's sets are in each class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub residual: usize,
+    pub busy: usize,
+    pub lookalike: usize,
+}
+
 impl Plan {
-    pub fn count(&self, class: &str) -> usize {
-        self.sets.iter().filter(|e| e.class.name() == class).count()
+    pub(crate) fn counts(&self) -> Counts {
+        let mut n = Counts::default();
+        for e in &self.sets {
+            match e.class {
+                Class::Residual => n.residual += 1,
+                Class::Busy(_) => n.busy += 1,
+                Class::Lookalike(_) => n.lookalike += 1,
+            }
+        }
+        n
     }
 }
 
@@ -374,7 +410,7 @@ impl RaiseRule {
     /// The limits to write so that `sets` and `sems` in use leave the
     /// reserve free, or `None` when `limits` already do (and no explicit
     /// target asks for more). Fields only ever rise.
-    pub fn raise(&self, limits: &Limits, sets: u64, sems: u64) -> Option<Limits> {
+    pub(crate) fn raise(&self, limits: &Limits, sets: u64, sems: u64) -> Option<Limits> {
         if !headroom(limits, sets, sems, self.reserve).short && self.semmni.is_none() {
             return None;
         }
@@ -391,33 +427,30 @@ impl RaiseRule {
     }
 }
 
-/// Plans what to remove and raise. `Err` is a usage error: an explicit
+/// Plans what to remove and raise. `Err` is bad input (exit 2): an explicit
 /// SEMMNI target the kernel or the current usage cannot accept, or a
 /// reserve no SEMMNI can leave free.
-pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, String> {
-    let cap = p
-        .max_semmni
-        .unwrap_or(snap.kernel_max_semmni)
-        .min(snap.kernel_max_semmni);
+pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, Error> {
+    let cap = p.semmni_cap(snap);
     if p.reserve > u64::from(snap.kernel_max_semmni) {
-        return Err(format!(
+        return Err(Error::usage(format!(
             "--reserve {} is above the kernel's maximum SEMMNI of {} (IPCMNI): no kernel.sem \
              can leave that many semaphore sets free; use a reserve from 0 to {}",
             p.reserve, snap.kernel_max_semmni, snap.kernel_max_semmni
-        ));
+        )));
     }
     if let Some(n) = p.semmni {
         if n > snap.kernel_max_semmni {
-            return Err(format!(
+            return Err(Error::usage(format!(
                 "--semmni {n} is above the kernel's maximum of {} (IPCMNI)",
                 snap.kernel_max_semmni
-            ));
+            )));
         }
         if u64::from(n) < snap.sets_in_use {
-            return Err(format!(
+            return Err(Error::usage(format!(
                 "--semmni {n} is below the {} semaphore sets in use",
                 snap.sets_in_use
-            ));
+            )));
         }
     }
 

@@ -1,6 +1,7 @@
 //! Table-driven tests of classification and planning: pure, no kernel.
 
 use super::*;
+use crate::error::Code;
 use crate::limits::Limits;
 use crate::snapshot::{Detail, Owner, PidNamespace, SemSet, Snapshot};
 use crate::sysv::SetStat;
@@ -64,32 +65,32 @@ fn classifies_every_shape_and_reason() {
         (
             "other prefix",
             with(cookie(1), |s| s.stat.key = 0x0D4E_0001),
-            ("foreign", &["key prefix 0x0d4e"]),
+            ("lookalike", &["key prefix 0x0d4e"]),
         ),
         (
             "base 0",
             with(cookie(0), |s| s.stat.key = 0x0D4D_0000),
-            ("foreign", &["key base 0"]),
+            ("lookalike", &["key base 0"]),
         ),
         (
             "nsems 2",
             with(cookie(1), |s| s.stat.nsems = 2),
-            ("foreign", &["nsems 2"]),
+            ("lookalike", &["nsems 2"]),
         ),
         (
             "mode 0666",
             with(cookie(1), |s| s.stat.mode = 0o666),
-            ("foreign", &["mode 0666"]),
+            ("lookalike", &["mode 0666"]),
         ),
         (
             "non-root owner and creator",
             with(cookie(1), |s| (s.stat.uid, s.stat.cuid) = (1000, 1000)),
-            ("foreign", &["owner uid 1000", "creator uid 1000"]),
+            ("lookalike", &["owner uid 1000", "creator uid 1000"]),
         ),
         (
             "chowned to root by a non-root creator",
             with(cookie(1), |s| s.stat.cuid = 1000),
-            ("foreign", &["creator uid 1000"]),
+            ("lookalike", &["creator uid 1000"]),
         ),
         (
             "waiter for zero",
@@ -203,10 +204,10 @@ fn an_unseen_owner_is_busy_outside_the_initial_pid_namespace() {
             ),
         ),
         (
-            "a look-alike stays foreign",
+            "a look-alike stays a look-alike",
             with(unseen(), |s| s.stat.nsems = 2),
             Child,
-            ("foreign", &["nsems 2"]),
+            ("lookalike", &["nsems 2"]),
         ),
         (
             "unreadable stays unreadable",
@@ -238,7 +239,7 @@ fn an_unseen_owner_is_busy_outside_the_initial_pid_namespace() {
     );
     s.pid_namespace = Child;
     let p = plan(&s, &params(Policy::Auto), NOW).unwrap();
-    assert_eq!((p.remove.len(), p.count("busy")), (0, 100));
+    assert_eq!((p.remove.len(), p.counts().busy), (0, 100));
 }
 
 #[test]
@@ -511,7 +512,10 @@ fn raise_arithmetic_caps_and_semmns() {
                 let l = got.raise.unwrap_or(s.limits);
                 assert_eq!((l.semmni, l.semmns), (semmni, semmns), "case {i}");
             }
-            (Err(e), Err(msg)) => assert!(e.contains(msg), "case {i}: {e}"),
+            (Err(e), Err(msg)) => {
+                assert!(e.message.contains(msg), "case {i}: {e}");
+                assert_eq!(e.code, Code::Usage, "case {i}: {e}");
+            }
             (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
         }
     }
@@ -646,7 +650,10 @@ fn a_reserve_above_the_kernels_maximum_is_bad_input() {
             };
             match (plan(&s, &p, NOW), want) {
                 (Ok(_), None) => {}
-                (Err(e), Some(w)) => assert!(e.contains(w), "{max} {reserve}: {e}"),
+                (Err(e), Some(w)) => {
+                    assert!(e.message.contains(w), "{max} {reserve}: {e}");
+                    assert_eq!(e.code, Code::Usage, "{max} {reserve}: {e}");
+                }
                 (got, _) => panic!("{max} {reserve} {policy:?}: got {got:?}, want {want:?}"),
             }
         }

@@ -78,8 +78,11 @@ fn percent(used: u64, max: u32) -> String {
 /// `semaphore sets 128/128 (100%): 120 dm cookies (117 residual, 3 busy);
 /// semaphores 128/32000`
 pub fn summary(snap: &Snapshot, plan: &Plan) -> String {
-    let (residual, busy) = (plan.count("residual"), plan.count("busy"));
-    let lookalike = plan.count("foreign");
+    let crate::plan::Counts {
+        residual,
+        busy,
+        lookalike,
+    } = plan.counts();
     let mut s = format!(
         "semaphore sets {}/{} ({}): {} ({residual} residual, {busy} busy)",
         snap.sets_in_use,
@@ -108,7 +111,7 @@ pub fn status_text(snap: &Snapshot, plan: &Plan) -> String {
     if !plan.sets.is_empty() {
         let _ = writeln!(
             out,
-            "{:>10}  {:<10}  {:>5}  {:>7}  {:<8}  REASONS",
+            "{:>10}  {:<10}  {:>5}  {:>7}  {:<10}  REASONS",
             "SEMID", "KEY", "VALUE", "IDLE", "CLASS"
         );
     }
@@ -121,12 +124,12 @@ pub fn status_text(snap: &Snapshot, plan: &Plan) -> String {
             .map_or("-".to_owned(), |v| v.to_string());
         let _ = writeln!(
             out,
-            "{:>10}  {:<10}  {:>5}  {:>7}  {:<8}  {}",
+            "{:>10}  {:<10}  {:>5}  {:>7}  {:<10}  {}",
             entry.semid,
             key_hex(entry.key),
             value,
             human_age(entry.age),
-            entry.class.name(),
+            entry.class.label(),
             entry.class.reasons_text(set, entry.age)
         );
     }

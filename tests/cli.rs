@@ -178,7 +178,7 @@ fn quiet_when_all_is_well_and_json_when_asked() {
     let o = sb.run(&["run", "--json", "--min-age", "0"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["schema"], 2);
     assert_eq!(doc["command"], "run");
     assert_eq!(doc["result"]["removed"].as_array().unwrap().len(), 2);
     assert_eq!(doc["sets"][0]["class"], "residual");

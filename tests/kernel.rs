@@ -49,7 +49,7 @@ fn look_alikes_survive_every_mode_and_flag() {
         assert_eq!(semids(), keep, "{args:?}");
     }
     assert!(residual.iter().all(|id| !semids().contains(id)));
-    // status names why each prefixed look-alike is foreign.
+    // status names why each prefixed look-alike is one.
     let text = stdout(&sb.run(&["status"]));
     for why in ["key base 0", "nsems 2", "mode 0666", "owner uid 65534"] {
         assert!(text.contains(why), "{why} missing from:\n{text}");

@@ -30,7 +30,7 @@ fn semprep_cookies(sb: &Sandbox) -> BTreeSet<(i64, u32, i64)> {
     let o = sb.run(&["status", "--json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["schema"], 2);
     doc["sets"]
         .as_array()
         .unwrap()

@@ -27,7 +27,7 @@ fn one_doc(out: &[u8], what: &str) -> Value {
         .unwrap_or_else(|| panic!("{what}: no JSON document on stdout"))
         .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text:.300}"));
     assert!(docs.next().is_none(), "{what}: more than one document");
-    assert_eq!(doc["schema"], 1, "{what}");
+    assert_eq!(doc["schema"], 2, "{what}");
     doc
 }
 
