@@ -33,7 +33,8 @@ pub enum SkipReason {
     KeyChanged,
     /// Operated on since the snapshot.
     Used,
-    /// No longer residual: a waiter, a live owner, or young again.
+    /// Not residual when re-checked: a waiter, a live owner, or young again
+    /// (or, for a candidate, busy already when scanned: docs/design.md §3).
     Busy,
 }
 
@@ -41,18 +42,24 @@ pub enum SkipReason {
 pub struct Applied {
     pub removed: Vec<i32>,
     pub skipped: Vec<Skip>,
+    /// Sets and semaphores in use once the removals were done (one
+    /// SEM_INFO); `None` if it failed.
+    pub usage: Option<(u64, u64)>,
+    /// The limits the plan's raise rule calls for given `usage`: the raise
+    /// decided from what the removals really left, not from the plan's
+    /// prediction (`Plan::raise`). `None`: none called for.
+    pub target: Option<Limits>,
     /// The limits read back after semprep's raise.
     pub raised: Option<Limits>,
-    /// `kernel.sem` as re-read right before a planned raise, when it already
-    /// met the target in every field: another writer raised it since the
+    /// `kernel.sem` as re-read right before the raise, when it already met
+    /// `target` in every field: another writer raised it since the
     /// snapshot, so semprep wrote nothing.
     pub raised_by_other: Option<Limits>,
     pub persisted: Option<String>,
     /// Why the planned raise did not happen.
     pub raise_error: Option<String>,
     /// Set when the time budget ran out before every planned removal was
-    /// done; the raise the policy allows was then decided from the real
-    /// usage instead of the plan's.
+    /// done; the raise the policy allows is made all the same.
     pub timed_out: bool,
 }
 
@@ -189,22 +196,26 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
         out.skipped.append(&mut part.skipped);
         out.timed_out |= part.timed_out;
     }
-    let target = if out.timed_out {
-        // The plan's raise assumed every removal done. The cheap fix (one
-        // write) must not be lost with the rest: decide it again from the
-        // real state.
-        match plan.rule.map(|rule| raise_now(ctx.sem_path, &rule)) {
-            None => None,
-            Some(Ok(target)) => target,
-            Some(Err(e)) => {
-                out.raise_error = Some(e.message);
-                None
-            }
+    // The plan's raise assumed every planned removal done. Candidates that
+    // the re-check found busy, sets skipped, a budget that ran out, other
+    // processes' sets: only the usage now says what is left. So the raise
+    // is decided from it, always (the cheap fix, one write, is never lost
+    // with the removals), on the snapshot's limits like the plan's; `raise`
+    // then re-reads kernel.sem and never lowers a field (docs/design.md §4).
+    crate::budget::step("reading the semaphore usage (semctl SEM_INFO)");
+    match snapshot::usage() {
+        Ok(usage) => {
+            out.usage = Some(usage);
+            out.target = plan
+                .rule
+                .and_then(|rule| rule.raise(&snap.limits, usage.0, usage.1));
         }
-    } else {
-        plan.raise
-    };
-    if let Some(target) = target {
+        Err(e) if plan.rule.is_some() => {
+            out.raise_error = Some(e.context("cannot decide the raise").message)
+        }
+        Err(_) => {} // the caller reads the usage again, and fails there
+    }
+    if let Some(target) = out.target {
         // A refused raise (read-only /proc/sys in a container, EINVAL above
         // IPCMNI) is an outcome, not a crash: the caller decides whether
         // the daemon can still start.
@@ -224,15 +235,6 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
     }
     crate::budget::step("");
     Ok(out)
-}
-
-/// The raise `rule` calls for given the limits and usage right now (one
-/// read of the file, one SEM_INFO), when the removals stopped early.
-fn raise_now(path: &Path, rule: &crate::plan::RaiseRule) -> Result<Option<Limits>, Error> {
-    crate::budget::step(format!("reading {}", path.display()));
-    let limits = limits::read(path).map_err(|e| e.context("cannot decide the raise"))?;
-    let (sets, sems) = snapshot::usage().map_err(|e| e.context("cannot decide the raise"))?;
-    Ok(rule.raise(&limits, sets, sems))
 }
 
 enum Raise {
@@ -327,7 +329,7 @@ mod tests {
                 otime: 0,
                 ctime: 0,
             },
-            detail: Err("not read".into()),
+            detail: Err(crate::snapshot::NotRead::Deferred),
         };
         let snap = Snapshot {
             limits,

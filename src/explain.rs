@@ -31,12 +31,15 @@ fn why_not_raised(command: &str, policy: Policy, cap: u32) -> String {
 }
 
 /// Why headroom is short in `room` under `limits`, and what to do about it.
+/// `applied` is what the run did, `None` for a plan only (`--dry-run`).
 /// `cause` is what kept semprep from fixing it (a refused write, the time
 /// budget); without one, the command, the policy or the cap did
 /// (`not_raised`). `command` is the subcommand the operator ran.
+#[allow(clippy::too_many_arguments)]
 pub fn short(
     snap: &Snapshot,
     plan: &Plan,
+    applied: Option<&Applied>,
     limits: &Limits,
     room: &Headroom,
     p: &Params,
@@ -91,11 +94,23 @@ pub fn short(
             min = LIBDM_MIN,
         ));
     }
+    // What became of the cookies: planned, or done (a candidate's class is
+    // known only once it was re-checked).
+    let cookies = match applied {
+        None => format!(
+            "{} removable, {} busy kept",
+            plural(plan.remove.len(), "residual cookie"),
+            plan.counts().busy
+        ),
+        Some(a) => format!(
+            "{} removed, {} busy kept",
+            plural(a.removed.len(), "residual cookie"),
+            busy_kept(plan, a)
+        ),
+    };
     format!(
-        "headroom still short: {}; {} removable, {} busy kept; {why}. {}",
+        "headroom still short: {}; {cookies}; {why}. {}",
         what.join("; "),
-        plural(plan.remove.len(), "residual cookie"),
-        plan.counts().busy,
         fix.join(". "),
     )
 }
@@ -110,14 +125,26 @@ pub fn ran_out(plan: &Plan, applied: &Applied, total: std::time::Duration) -> St
     )
 }
 
-/// A planned raise another writer had already made.
-pub fn raised_by_other(snap: &Snapshot, plan: &Plan, found: &Limits) -> String {
+/// A raise another writer had already made.
+pub fn raised_by_other(snap: &Snapshot, applied: &Applied, found: &Limits) -> String {
     format!(
-        "kernel.sem is already \"{found}\", at least the \"{}\" semprep planned from \"{}\": \
+        "kernel.sem is already \"{found}\", at least the \"{}\" semprep decided on from \"{}\": \
          another writer raised it meanwhile, so semprep wrote nothing",
-        plan.raise.unwrap_or(*found),
+        applied.target.unwrap_or(*found),
         snap.limits
     )
+}
+
+/// The busy cookies left in place: those the plan found busy, and the
+/// planned removals the re-check found busy or in use (with deferred
+/// details, the only place a waiter or a live owner shows).
+fn busy_kept(plan: &Plan, applied: &Applied) -> usize {
+    let rechecked = applied
+        .skipped
+        .iter()
+        .filter(|s| matches!(s.reason, SkipReason::Busy | SkipReason::Used))
+        .count();
+    plan.counts().busy + rechecked
 }
 
 /// One info line per reason planned removals were skipped, with the count:
@@ -163,16 +190,21 @@ pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {
         info!("{line}");
     }
     if !applied.removed.is_empty() {
-        let counts = plan.counts();
+        let sets_now = applied.usage.map_or_else(
+            || {
+                snap.sets_in_use
+                    .saturating_sub(applied.removed.len() as u64)
+            },
+            |(sets, _)| sets,
+        );
         info!(
             "removed {} ({} busy kept, {} left alone); \
              semaphore sets in use {} -> {} of SEMMNI {}",
             plural(applied.removed.len(), "residual dm cookie"),
-            counts.busy,
-            plural(counts.lookalike, "look-alike set"),
+            busy_kept(plan, applied),
+            plural(plan.counts().lookalike, "look-alike set"),
             snap.sets_in_use,
-            snap.sets_in_use
-                .saturating_sub(applied.removed.len() as u64),
+            sets_now,
             snap.limits.semmni
         );
     }

@@ -10,7 +10,7 @@ use crate::apply::{Applied, Skip};
 use crate::error::Error;
 use crate::limits::Limits;
 use crate::plan::{Entry, Headroom, Params, Plan, Policy, Said, Verdict};
-use crate::snapshot::{Owner, SemSet, Snapshot};
+use crate::snapshot::{NotRead, Owner, SemSet, Snapshot};
 use serde::{Serialize, Serializer};
 use std::io::{self, Write};
 
@@ -250,7 +250,9 @@ impl Serialize for Sets<'_> {
 }
 
 /// One set. The details (`ncnt`, `owner`, `value`, `zcnt`) are left out
-/// when they could not be read, and `unreadable` says why.
+/// when they were not read, and `unreadable` says why the kernel refused
+/// them. (A document always reads them: `ReadOptions::defer_details` is
+/// only for commands that print no per-set detail.)
 #[derive(Serialize)]
 struct SetView<'a> {
     class: &'static str,
@@ -296,7 +298,10 @@ impl<'a> SetView<'a> {
             reasons: Reasons { entry, set },
             semid: set.semid,
             uid: s.uid,
-            unreadable: set.detail.as_ref().err().map(String::as_str),
+            unreadable: match &set.detail {
+                Err(NotRead::Denied(why)) => Some(why),
+                _ => None,
+            },
             value: detail.and_then(|d| d.value),
             zcnt: detail.map(|d| d.zcnt),
         }

@@ -29,7 +29,7 @@ const KEYS: [&str; 14] = [
     "usage",
 ];
 
-fn set(semid: i32, detail: Result<Detail, String>) -> SemSet {
+fn set(semid: i32, detail: Result<Detail, NotRead>) -> SemSet {
     SemSet {
         semid,
         stat: SetStat {
@@ -72,7 +72,7 @@ fn snapshot() -> Snapshot {
             set(1, detail(Some(1), 0, Owner::Gone { pid: 42 })),
             set(2, detail(None, 1, owner)),
             set(3, detail(Some(0), 0, Owner::Unknown)),
-            set(4, Err("unreadable (needs root)".into())),
+            set(4, Err(NotRead::Denied("unreadable (needs root)".into()))),
         ],
         privileged: true,
         pid_namespace: crate::snapshot::PidNamespace::Initial,
@@ -192,7 +192,7 @@ fn fixed_state() -> (Params, Snapshot, Plan) {
         max_semmni: None,
         semmni: None,
     };
-    let cookie = |semid: i32, idle: i64, detail: Result<Detail, String>| SemSet {
+    let cookie = |semid: i32, idle: i64, detail: Result<Detail, NotRead>| SemSet {
         semid,
         stat: SetStat {
             key: 0x0D4D_0A00 | (semid & 0xff),
@@ -234,7 +234,7 @@ fn fixed_state() -> (Params, Snapshot, Plan) {
         cookie(32_768, 7200, detail(Some(1), 0, 0, Owner::Gone { pid: 42 })),
         cookie(65_537, 30, detail(Some(0), 1, 2, alive)),
         cookie(3, 7200, detail(None, 0, 0, Owner::Unknown)),
-        cookie(4, 9000, Err("needs root".into())),
+        cookie(4, 9000, Err(NotRead::Denied("needs root".into()))),
         lookalike,
     ];
     use Reason::*;
@@ -342,6 +342,8 @@ fn documents_match_the_golden_files() {
         raise_error: None,
         timed_out: false,
         raised_by_other: None,
+        usage: Some((4, 4)),
+        target: plan.raise,
     };
     golden(
         "run.json",

@@ -2,7 +2,7 @@
 
 use crate::error::Error;
 use crate::limits::Limits;
-use crate::snapshot::{Owner, PidNamespace, SemSet, Snapshot};
+use crate::snapshot::{NotRead, Owner, PidNamespace, SemSet, Snapshot};
 use std::fmt;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -18,7 +18,7 @@ pub enum Policy {
 }
 
 impl Policy {
-    fn removes(self) -> bool {
+    pub(crate) fn removes(self) -> bool {
         matches!(self, Policy::Auto | Policy::Clean)
     }
     fn raises(self) -> bool {
@@ -57,6 +57,10 @@ pub enum Class {
     Lookalike(Reasons),
     /// A cookie that is provably dead.
     Residual,
+    /// A cookie old enough to be residual whose waiters and owner were not
+    /// read (`ReadOptions::defer_details`): residual if the re-check right
+    /// before its removal confirms it, which reads them (docs/design.md §3).
+    Candidate,
     /// A cookie that may still be in use.
     Busy(Reasons),
 }
@@ -67,6 +71,7 @@ impl Class {
         match self {
             Class::Lookalike(_) => "lookalike",
             Class::Residual => "residual",
+            Class::Candidate => "candidate",
             Class::Busy(_) => "busy",
         }
     }
@@ -82,7 +87,7 @@ impl Class {
     pub fn reasons<'a>(&self, set: &'a SemSet, age: u64) -> impl Iterator<Item = Said<'a>> {
         let reasons = match self {
             Class::Lookalike(r) | Class::Busy(r) => *r,
-            Class::Residual => Reasons::default(),
+            Class::Residual | Class::Candidate => Reasons::default(),
         };
         reasons.iter().map(move |reason| Said { reason, set, age })
     }
@@ -181,7 +186,7 @@ impl fmt::Display for Said<'_> {
             (Reason::Mode, _) => write!(f, "mode {:04o}", s.mode & 0o7777),
             (Reason::OwnerUid, _) => write!(f, "owner uid {}", s.uid),
             (Reason::CreatorUid, _) => write!(f, "creator uid {}", s.cuid),
-            (Reason::Unreadable, Err(why)) => write!(f, "unreadable ({why})"),
+            (Reason::Unreadable, Err(NotRead::Denied(why))) => write!(f, "unreadable ({why})"),
             (Reason::Waiters, Ok(d)) => {
                 write!(f, "waiters ({} for zero, {} for increase)", d.zcnt, d.ncnt)
             }
@@ -199,7 +204,7 @@ impl fmt::Display for Said<'_> {
             ),
             (Reason::Young, _) => write!(f, "young ({}s)", self.age),
             // Only for a set other than the one classified: the bare word.
-            (Reason::Unreadable, Ok(_)) => f.write_str("unreadable"),
+            (Reason::Unreadable, _) => f.write_str("unreadable"),
             (Reason::Waiters, Err(_)) => f.write_str("waiters"),
             (Reason::OwnerAlive, Err(_)) => f.write_str("owner-alive"),
         }
@@ -251,7 +256,9 @@ pub(crate) fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i6
 
     let mut busy = Reasons::default();
     match &set.detail {
-        Err(_) => busy.add(Reason::Unreadable),
+        Err(NotRead::Denied(_)) => busy.add(Reason::Unreadable),
+        // Waiters and owner are read by the re-check, which decides.
+        Err(NotRead::Deferred) => {}
         Ok(d) => {
             if d.zcnt > 0 || d.ncnt > 0 {
                 busy.add(Reason::Waiters);
@@ -270,10 +277,10 @@ pub(crate) fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i6
     if age(set, now) < min_age {
         busy.add(Reason::Young);
     }
-    if busy.is_empty() {
-        Class::Residual
-    } else {
-        Class::Busy(busy)
+    match (busy.is_empty(), &set.detail) {
+        (false, _) => Class::Busy(busy),
+        (true, Err(NotRead::Deferred)) => Class::Candidate,
+        (true, _) => Class::Residual,
     }
 }
 
@@ -341,15 +348,17 @@ pub struct Entry {
 pub struct Plan {
     /// Every dm-magic set, classified.
     pub sets: Vec<Entry>,
-    /// Semids to remove, in kernel index order.
+    /// Semids to remove (the residual cookies and the candidates), in
+    /// kernel index order. Each is re-checked right before its removal.
     pub remove: Vec<i32>,
     /// New limits to write, when they differ from the current ones.
     pub raise: Option<Limits>,
     pub before: Headroom,
     pub after: Headroom,
     pub verdict: Verdict,
-    /// How to raise, when the policy allows it: `apply` decides again with
-    /// it from the real usage when the time budget ends the removals early.
+    /// How to raise, when the policy allows it. `raise` is its prediction,
+    /// for `--dry-run` and the reports; `apply` decides the raise with it
+    /// from the usage the removals really left (docs/design.md §4).
     pub rule: Option<RaiseRule>,
 }
 
@@ -357,6 +366,7 @@ pub struct Plan {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
     pub residual: usize,
+    pub candidate: usize,
     pub busy: usize,
     pub lookalike: usize,
 }
@@ -367,6 +377,7 @@ impl Plan {
         for e in &self.sets {
             match e.class {
                 Class::Residual => n.residual += 1,
+                Class::Candidate => n.candidate += 1,
                 Class::Busy(_) => n.busy += 1,
                 Class::Lookalike(_) => n.lookalike += 1,
             }
@@ -466,7 +477,7 @@ pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, Error> {
         .collect();
     let remove: Vec<i32> = if p.policy.removes() {
         sets.iter()
-            .filter(|e| e.class == Class::Residual)
+            .filter(|e| matches!(e.class, Class::Residual | Class::Candidate))
             .map(|e| e.semid)
             .collect()
     } else {
@@ -474,7 +485,9 @@ pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, Error> {
     };
 
     let before = headroom(&snap.limits, snap.sets_in_use, snap.sems_in_use, p.reserve);
-    // Every removed cookie is one set holding one semaphore.
+    // The prediction: every planned removal done (a candidate's too), and
+    // every removed cookie is one set holding one semaphore. apply decides
+    // the real raise from the usage the removals left.
     let gone = remove.len() as u64;
     let sets_after = snap.sets_in_use.saturating_sub(gone);
     let sems_after = snap.sems_in_use.saturating_sub(gone);

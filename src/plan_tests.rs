@@ -135,7 +135,9 @@ fn classifies_every_shape_and_reason() {
         ),
         (
             "unreadable",
-            with(cookie(1), |s| s.detail = Err("needs root".into())),
+            with(cookie(1), |s| {
+                s.detail = Err(NotRead::Denied("needs root".into()))
+            }),
             ("busy", &["unreadable (needs root)"]),
         ),
         (
@@ -211,7 +213,9 @@ fn an_unseen_owner_is_busy_outside_the_initial_pid_namespace() {
         ),
         (
             "unreadable stays unreadable",
-            with(cookie(1), |s| s.detail = Err("needs root".into())),
+            with(cookie(1), |s| {
+                s.detail = Err(NotRead::Denied("needs root".into()))
+            }),
             Child,
             ("busy", &["unreadable (needs root)"]),
         ),
@@ -240,6 +244,86 @@ fn an_unseen_owner_is_busy_outside_the_initial_pid_namespace() {
     s.pid_namespace = Child;
     let p = plan(&s, &params(Policy::Auto), NOW).unwrap();
     assert_eq!((p.remove.len(), p.counts().busy), (0, 100));
+}
+
+/// With the details left to the re-check (`ReadOptions::defer_details`),
+/// shape and age decide what they can; an old cookie is a candidate, never
+/// residual on a guess, whatever the pid namespace (GETPID is read by the
+/// re-check, which applies every rule).
+#[test]
+fn deferred_details_make_candidates_not_residual_cookies() {
+    use PidNamespace::*;
+    let deferred = |s: &mut SemSet| s.detail = Err(NotRead::Deferred);
+    // (name, set, reader's pid namespace, (class, reasons))
+    type Case = (
+        &'static str,
+        SemSet,
+        PidNamespace,
+        (&'static str, &'static [&'static str]),
+    );
+    let cases: Vec<Case> = vec![
+        (
+            "old",
+            with(cookie(1), deferred),
+            Initial,
+            ("candidate", &[]),
+        ),
+        (
+            "old, in a child pid namespace",
+            with(cookie(1), deferred),
+            Child,
+            ("candidate", &[]),
+        ),
+        (
+            "old, /proc/self/ns/pid unreadable",
+            with(cookie(1), deferred),
+            Unknown,
+            ("candidate", &[]),
+        ),
+        (
+            "young",
+            with(cookie(1), |s| {
+                deferred(s);
+                s.stat.otime = NOW - 12;
+            }),
+            Initial,
+            ("busy", &["young (12s)"]),
+        ),
+        (
+            "a look-alike",
+            with(cookie(1), |s| {
+                deferred(s);
+                s.stat.mode = 0o644;
+            }),
+            Initial,
+            ("lookalike", &["mode 0644"]),
+        ),
+    ];
+    for (name, set, pid_ns, (class, reasons)) in cases {
+        let got = classify(&set, 300, pid_ns, NOW);
+        let said: Vec<String> = got
+            .reasons(&set, age(&set, NOW))
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!((got.name(), said), (class, strings(reasons)), "{name}");
+    }
+
+    // The plan removes candidates (each re-checked first) where the policy
+    // removes, and predicts the headroom as if every removal happened.
+    let mut sets: Vec<SemSet> = (1..=100).map(|i| with(cookie(i), deferred)).collect();
+    sets.push(with(cookie(101), |s| {
+        deferred(s);
+        s.stat.ctime = NOW;
+    }));
+    let s = snap((250, 32000, 32, 128), 128, sets);
+    let p = plan(&s, &params(Policy::Auto), NOW).unwrap();
+    let n = p.counts();
+    assert_eq!((n.residual, n.candidate, n.busy), (0, 100, 1));
+    assert_eq!(p.remove, (1..=100).collect::<Vec<i32>>());
+    assert_eq!((p.raise, p.verdict), (None, Verdict::Fixed));
+    for policy in [Policy::Raise, Policy::Report] {
+        assert!(plan(&s, &params(policy), NOW).unwrap().remove.is_empty());
+    }
 }
 
 #[test]

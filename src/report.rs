@@ -76,20 +76,31 @@ fn percent(used: u64, max: u32) -> String {
 }
 
 /// `semaphore sets 128/128 (100%): 120 dm cookies (117 residual, 3 busy);
-/// semaphores 128/32000`
+/// semaphores 128/32000`. A plan that left waiters and owners to the
+/// re-check counts its candidates apart: whether they are residual is
+/// known only at their removal.
 pub fn summary(snap: &Snapshot, plan: &Plan) -> String {
     let crate::plan::Counts {
         residual,
+        candidate,
         busy,
         lookalike,
     } = plan.counts();
     let mut s = format!(
-        "semaphore sets {}/{} ({}): {} ({residual} residual, {busy} busy)",
+        "semaphore sets {}/{} ({}): {} ({residual} residual, {busy} busy",
         snap.sets_in_use,
         snap.limits.semmni,
         percent(snap.sets_in_use, snap.limits.semmni),
-        plural(residual + busy, "dm cookie"),
+        plural(residual + candidate + busy, "dm cookie"),
     );
+    if candidate > 0 {
+        let _ = write!(
+            s,
+            ", {candidate} old enough to remove if no waiter or live owner shows when \
+             re-checked"
+        );
+    }
+    s.push(')');
     if lookalike > 0 {
         let _ = write!(s, ", {}", plural(lookalike, "look-alike set"));
     }

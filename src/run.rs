@@ -243,9 +243,10 @@ fn status(a: &cli::StatusArgs) -> i32 {
 }
 
 fn read_status(p: &Params, found: &mut Found) -> Result<Code, Error> {
-    let snap = &*found
-        .snap
-        .insert(snapshot::read(ReadOptions { values: true })?);
+    let snap = &*found.snap.insert(snapshot::read(ReadOptions {
+        values: true,
+        defer_details: false,
+    })?);
     found.plan = Some(plan::plan(snap, p, now())?);
     Ok(Code::Ready)
 }
@@ -305,7 +306,8 @@ fn guard_daemon(job: &Job, plan: &Plan) -> Result<(), Error> {
         }
         Liveness::Alive { what, .. } => Err(Error::refused(format!(
             "{what} is running: semprep removes no cookie under a live daemon; stop it \
-             first, or pass --force to remove only the {} residual cookies",
+             first, or pass --force to remove only the residual cookies (up to {}, each \
+             re-checked right before its removal)",
             plan.remove.len()
         ))),
     }
@@ -334,8 +336,13 @@ fn change(
     if let Some(l) = lock.as_ref().filter(|_| job.kind.hands_on_lock()) {
         l.inherit_across_exec()?;
     }
+    // A command that prints no per-set detail leaves waiters and owners to
+    // the re-check before each removal, which reads them anyway; one that
+    // removes nothing has no re-check, so it reads them here.
+    let shows_sets = job.json || !matches!(job.out().text, Text::Nothing);
     let opts = ReadOptions {
         values: job.json || job.change.dry_run,
+        defer_details: !shows_sets && job.params.policy.removes(),
     };
     let snap = &*found.snap.insert(snapshot::read(opts)?);
     let plan = plan::plan(snap, &job.params, now())?;
@@ -385,6 +392,7 @@ fn verdict_error(snap: &Snapshot, plan: &Plan, job: &Job) -> Option<Error> {
     let msg = crate::explain::short(
         snap,
         plan,
+        None,
         &limits,
         &plan.after,
         &job.params,
@@ -407,13 +415,16 @@ fn outcome(
 ) -> Result<Code, Error> {
     crate::explain::log_applied(snap, plan, applied);
     if let Some(found) = &applied.raised_by_other {
-        info!("{}", crate::explain::raised_by_other(snap, plan, found));
+        info!("{}", crate::explain::raised_by_other(snap, applied, found));
     }
     let limits = applied
         .raised
         .or(applied.raised_by_other)
         .unwrap_or(snap.limits);
-    let (sets, sems) = snapshot::usage()?;
+    let (sets, sems) = match applied.usage {
+        Some(usage) => usage,
+        None => snapshot::usage()?,
+    };
     let now_room = plan::headroom(&limits, sets, sems, job.params.reserve);
     let ran_out = applied
         .timed_out
@@ -433,6 +444,7 @@ fn outcome(
         let msg = crate::explain::short(
             snap,
             plan,
+            Some(applied),
             &limits,
             &now_room,
             &job.params,

@@ -82,13 +82,22 @@ pub struct Detail {
     pub owner: Owner,
 }
 
+/// Why a set's details are not in the snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotRead {
+    /// The kernel refused them: why, in words (e.g. not root).
+    Denied(String),
+    /// Left to the re-check right before removal, which reads them anyway
+    /// (`ReadOptions::defer_details`, docs/design.md §3).
+    Deferred,
+}
+
 /// A semaphore set whose key carries the dm magic: a cookie or a look-alike.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SemSet {
     pub semid: i32,
     pub stat: SetStat,
-    /// `Err` holds why the details could not be read (e.g. not root).
-    pub detail: Result<Detail, String>,
+    pub detail: Result<Detail, NotRead>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -106,10 +115,17 @@ pub struct Snapshot {
     pub pid_namespace: PidNamespace,
 }
 
-/// What to read besides what classification needs.
+/// What to read besides the scan's SEM_STAT of every slot.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ReadOptions {
+    /// GETVAL of every dm-magic set: only a report shows it.
     pub values: bool,
+    /// Leave GETZCNT, GETNCNT and GETPID to the re-check right before each
+    /// removal, which reads them anyway and decides: for a command that
+    /// prints no per-set detail, reading them here too would be three
+    /// semctl per cookie for nothing. Its plan then knows only shape and
+    /// age: an old cookie is a candidate, not residual (docs/design.md §3).
+    pub defer_details: bool,
 }
 
 /// Pid liveness cache: one cookie-leaking process often leaves many sets,
@@ -165,7 +181,8 @@ fn read_detail(
     })
 }
 
-/// SEM_STAT over `indices`, reading the details of every dm-magic set.
+/// SEM_STAT over `indices`, reading the details of every dm-magic set
+/// unless they are deferred.
 fn scan(
     indices: std::ops::Range<i32>,
     opts: ReadOptions,
@@ -182,10 +199,20 @@ fn scan(
         if !has_cookie_magic(stat.key) {
             continue;
         }
+        if opts.defer_details {
+            sets.push(SemSet {
+                semid,
+                stat,
+                detail: Err(NotRead::Deferred),
+            });
+            continue;
+        }
         let detail = match read_detail(semid, opts, &mut owners, None) {
             Ok(d) => Ok(d),
             Err(e) if vanished(&e) => continue, // removed since SEM_STAT
-            Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err("needs root".into()),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
+                Err(NotRead::Denied("needs root".into()))
+            }
             Err(e) => return Err(Error::failure(format!("semctl({semid}, GET*): {e}"))),
         };
         sets.push(SemSet {

@@ -316,13 +316,33 @@ fn apply_ctx() -> apply::Context<'static> {
     }
 }
 
+/// The snapshot's two ways of reading: every detail up front (status,
+/// --dry-run, --json), or waiters and owners left to the re-check (what
+/// prints no per-set detail). The re-check must keep every guarantee in both.
+const BOTH_READS: [snapshot::ReadOptions; 2] = [
+    snapshot::ReadOptions {
+        values: false,
+        defer_details: false,
+    },
+    snapshot::ReadOptions {
+        values: false,
+        defer_details: true,
+    },
+];
+
 /// Between plan and apply: the set vanishes and its slot is reused, a waiter
 /// arrives, or someone operates on it. Each is skipped, never an error.
 #[test]
 fn apply_rechecks_each_set_by_semid() {
+    for opts in BOTH_READS {
+        rechecks_each_set_by_semid(opts);
+    }
+}
+
+fn rechecks_each_set_by_semid(opts: snapshot::ReadOptions) {
     let sb = Sandbox::new();
     let ids = fixture(&["cookie", "--count", "3"]);
-    let snap = snapshot::read(snapshot::ReadOptions::default()).unwrap();
+    let snap = snapshot::read(opts).unwrap();
     let p = plan::plan(&snap, &clean_now(), unix_now()).unwrap();
     assert_eq!(p.remove, ids);
 
@@ -350,6 +370,104 @@ fn apply_rechecks_each_set_by_semid() {
     assert_eq!(why[2], (ids[2], "used since it was read"));
     assert_eq!(semids(), vec![ids[1], ids[2], newcomer]);
     drop(sb);
+}
+
+/// Every candidate turns out busy at its removal: a live process had
+/// operated on some before the scan (which, deferring the details, cannot
+/// tell), a waiter arrives on others after it, and a live process operates
+/// on the rest after it. The plan, knowing only shape and age, predicted
+/// every removal and no raise; nothing is removed, and the raise is decided
+/// from the usage the removals really left.
+#[test]
+fn candidates_found_busy_at_removal_are_kept_and_the_raise_follows_the_real_usage() {
+    let sb = Sandbox::new();
+    // 12 cookies in SEMMNI 16 with a reserve of 8: short now, and enough
+    // (16 free) if all were removed. Kept, they need SEMMNI 32.
+    sb.limits("250 32000 32 16");
+    let ids = fixture(&["cookie", "--count", "12"]);
+    let (owned, waited, used) = (&ids[0..4], &ids[4..8], &ids[8..12]);
+    let hold = |sets: &[i32]| {
+        let mut args = vec!["hold".to_owned()];
+        args.extend(sets.iter().map(i32::to_string));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Proc::fixture(&args, true)
+    };
+    let owner = hold(owned);
+    let rules = plan::Params {
+        policy: plan::Policy::Auto,
+        min_age: 0,
+        reserve: 8,
+        max_semmni: None,
+        semmni: None,
+    };
+    let snap = snapshot::read(BOTH_READS[1]).unwrap();
+    let p = plan::plan(&snap, &rules, unix_now()).unwrap();
+    assert!(p.sets.iter().all(|e| e.class == plan::Class::Candidate));
+    assert_eq!(p.remove, ids);
+    assert_eq!(
+        p.raise, None,
+        "the prediction: 16 free once all are removed"
+    );
+    assert_eq!(p.verdict, plan::Verdict::Fixed);
+
+    let waiters: Vec<Proc> = waited.iter().map(|&id| Proc::waiter(id)).collect();
+    let user = hold(used);
+    let done = apply::apply(&snap, &p, &apply_ctx()).unwrap();
+    assert_eq!(done.removed, Vec::<i32>::new());
+    let why = |sets: &[i32]| -> Vec<String> {
+        let mut v: Vec<(i32, String)> = done
+            .skipped
+            .iter()
+            .filter(|s| sets.contains(&s.semid))
+            .map(|s| (s.semid, s.why.clone()))
+            .collect();
+        v.sort();
+        v.into_iter().map(|(_, w)| w).collect()
+    };
+    let alive = format!("owner-alive (pid {}, semfixture)", owner.pid());
+    assert_eq!(why(owned), vec![alive; 4]);
+    assert!(
+        why(waited)
+            .iter()
+            .all(|w| w == "waiters (1 for zero, 0 for increase)"),
+        "{:?}",
+        done.skipped
+    );
+    // The live process's semop changed otime: used since the scan.
+    assert_eq!(why(used), vec!["used since it was read"; 4]);
+    assert_eq!(done.usage, Some((12, 12)));
+    assert_eq!(
+        done.raised.map(|l| l.to_string()).as_deref(),
+        Some("250 32000 32 32"),
+        "SEMMNI from the 12 sets really in use (20 needed, doubled 16)"
+    );
+    assert!(
+        kernel_sem()
+            .split_whitespace()
+            .eq(["250", "32000", "32", "32"])
+    );
+    assert_eq!(semids(), ids);
+    drop((user, owner, waiters));
+
+    // The same through `semprep run`, whose snapshot defers the details
+    // because it prints none: busy before it starts, kept, and the raise
+    // made from what is really left. (Deciding from the prediction, it
+    // would raise nothing and exit 3.)
+    sb.limits("250 32000 32 16");
+    let _owner = hold(&ids[0..6]);
+    let _waiters: Vec<Proc> = ids[6..].iter().map(|&id| Proc::waiter(id)).collect();
+    let o = sb.run(&["run", "--min-age", "0", "--reserve", "8"]);
+    let err = stderr(&o);
+    assert_eq!(code(&o), 0, "{err}");
+    assert!(
+        err.contains("skipped 12 sets: busy when re-checked"),
+        "{err}"
+    );
+    assert!(
+        err.contains("raised kernel.sem from \"250 32000 32 16\" to \"250 32000 32 32\""),
+        "{err}"
+    );
+    assert_eq!(semids(), ids);
 }
 
 /// In a container /proc/sys is read-only: the raise is refused, and with
@@ -412,21 +530,29 @@ fn status_summary_line() {
 /// other cookie is removed exactly once, look-alikes survive.
 #[test]
 fn parallel_read_and_removal_keep_every_guarantee() {
+    for opts in BOTH_READS {
+        parallel_keeps_every_guarantee(opts);
+    }
+}
+
+fn parallel_keeps_every_guarantee(opts: snapshot::ReadOptions) {
     let sb = Sandbox::new();
     let ids = fixture(&["cookie", "--count", "12000"]);
     let lookalikes = fixture(&["lookalike", "nsems2", "--count", "50"]);
     let busy = ids[11_000];
     let _early_waiter = Proc::waiter(busy);
 
-    let snap = snapshot::read(snapshot::ReadOptions::default()).unwrap();
+    let snap = snapshot::read(opts).unwrap();
     assert_eq!(
         snap.sets.len(),
         12_050,
         "the parallel snapshot lost or doubled sets"
     );
     let p = plan::plan(&snap, &clean_now(), unix_now()).unwrap();
-    assert_eq!(p.remove.len(), 11_999);
-    assert!(!p.remove.contains(&busy));
+    // Deferred details: the early waiter is a candidate until re-checked.
+    let deferred = opts.defer_details;
+    assert_eq!(p.remove.len(), if deferred { 12_000 } else { 11_999 });
+    assert_eq!(p.remove.contains(&busy), deferred);
 
     // Changes between plan and apply, in both halves of the work.
     let (gone, waited, used) = ([10, 9_000], [20, 9_500], [30, 11_500]);
@@ -447,6 +573,9 @@ fn parallel_read_and_removal_keep_every_guarantee() {
         .iter()
         .map(|&i| ids[i])
         .collect();
+    if deferred {
+        want.push(busy);
+    }
     want.sort();
     assert_eq!(skipped, want);
     assert_eq!(done.removed.len(), 11_999 - 6);

@@ -12,7 +12,8 @@
 //!   unrelated [--count N]        sets without the dm prefix, nothing to
 //!       do with device-mapper: IPC_PRIVATE and keys 0x0D4E…
 //!   waiter SEMID                 block in a wait-for-zero semop
-//!   hold SEMID                   do a +1 semop, then sleep (a live owner)
+//!   hold SEMID...                do a +1 semop on each, print "ready", sleep
+//!       (a live owner of every one)
 //!   probe                        need one set and one semop, as a daemon would
 //!   count                        print the sets in use
 //!   flock-hold PATH | fcntl-hold PATH   hold a lock, print "ready", sleep
@@ -247,6 +248,12 @@ fn main() {
         "hold" => {
             drop(out);
             ok("semop +1", sysv::semop(semid(), 1, 0));
+            for a in args.iter().skip(1) {
+                let id = a
+                    .parse()
+                    .unwrap_or_else(|_| die(format!("not a semid: {a:?}")));
+                ok("semop +1", sysv::semop(id, 1, 0));
+            }
             sleep_forever("ready");
         }
         // What libdm does with a cookie: one semget, then a one-op semop
