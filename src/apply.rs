@@ -7,7 +7,7 @@
 
 use crate::error::Error;
 use crate::limits::{self, Limits};
-use crate::parallel::REMOVALS_PER_THREAD;
+use crate::parallel::{REMOVALS_PER_CHUNK, REMOVALS_PER_THREAD};
 use crate::plan::{Class, Plan, age, classify};
 use crate::snapshot::{self, PidNamespace, SemSet};
 use std::path::Path;
@@ -125,9 +125,14 @@ struct Part {
 /// Re-checks and removes `sets` one by one: each set is re-read by semid
 /// immediately before its own IPC_RMID. `stop` ends every worker early once
 /// one has failed or run out of time.
-fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &AtomicBool) -> Part {
+fn remove_sets(
+    sets: &[&SemSet],
+    owners: &mut snapshot::Owners,
+    pid_ns: PidNamespace,
+    ctx: &Context,
+    stop: &AtomicBool,
+) -> Part {
     let mut part = Part::default();
-    let mut owners = snapshot::Owners::default();
     crate::budget::step("removing residual cookies (semctl IPC_RMID)");
     for planned in sets {
         let semid = planned.semid;
@@ -147,7 +152,7 @@ fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &Ato
         };
         let gone = || (SkipReason::Gone, "gone before removal".to_owned());
         let known = planned.detail.as_ref().ok().map(|d| &d.owner);
-        let current = match snapshot::reread(semid, &mut owners, known) {
+        let current = match snapshot::reread(semid, owners, known) {
             Ok(c) => c,
             Err(e) => {
                 part.error = Some(Error::failure(format!(
@@ -185,9 +190,13 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
     // the kernel anyway, but one thread's re-reads overlap the other's
     // removals. Each set is still re-checked right before its own removal.
     let stop = AtomicBool::new(false);
-    let parts = crate::parallel::map_ranges(planned.len(), REMOVALS_PER_THREAD, |r| {
-        remove_sets(&planned[r], snap.pid_namespace, ctx, &stop)
-    });
+    let parts = crate::parallel::map_chunks(
+        planned.len(),
+        REMOVALS_PER_THREAD,
+        REMOVALS_PER_CHUNK,
+        snapshot::Owners::default,
+        |owners, r| remove_sets(&planned[r], owners, snap.pid_namespace, ctx, &stop),
+    );
     for mut part in parts {
         if let Some(e) = part.error {
             return Err(e);

@@ -1,8 +1,10 @@
 //! Splitting large work over the cores: how many threads are worth it, and
-//! the one spawn-and-join pattern that uses them. The per-thread sizes of
-//! every parallel step are here, measured side by side.
+//! the one pattern that uses them (threads taking chunks in turn). The
+//! per-thread and per-chunk sizes of every parallel step are here, side by
+//! side.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Snapshot: below this many kernel indices per thread, a thread costs more
 /// than it saves (spawning one is ~50 µs; a SEM_STAT ~0.3 µs, a cookie
@@ -24,36 +26,56 @@ pub(crate) fn threads_for(n: usize, per_thread: usize) -> usize {
     cores.min(MAX_THREADS).min(n / per_thread).max(1)
 }
 
-/// Runs `f` on consecutive ranges covering `0..n`, one per thread worth
-/// using (`threads_for`), and returns the results in range order. The
-/// calling thread takes the first range itself; with one range, no thread
-/// is started at all.
+/// Apply: removals a thread takes at a time (about 0.5 ms of re-checks and
+/// IPC_RMID).
+pub(crate) const REMOVALS_PER_CHUNK: usize = 256;
+
+/// Runs `f` over `0..n` in consecutive chunks of `chunk` items, on as many
+/// threads as are worth using (`threads_for(n, per_thread)`), and returns
+/// the results in chunk order. Each thread takes the next chunk when it has
+/// finished one, so a thread the scheduler holds back (another process on
+/// the core) delays one chunk, not a fixed share of the work. `state` makes
+/// each thread's own state (a cache), handed to every `f` it runs. The
+/// calling thread works too; with one thread worth using, none is started.
 ///
 /// A panicking worker panics the caller: the release build aborts on panic
 /// (Cargo.toml), so no worker's panic is ever an outcome to report.
-pub(crate) fn map_ranges<R: Send>(
+pub(crate) fn map_chunks<S, R: Send>(
     n: usize,
     per_thread: usize,
-    f: impl Fn(Range<usize>) -> R + Sync,
+    chunk: usize,
+    state: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, Range<usize>) -> R + Sync,
 ) -> Vec<R> {
-    let threads = threads_for(n, per_thread);
-    if threads <= 1 {
-        return vec![f(0..n)];
-    }
-    let step = n.div_ceil(threads);
-    let f = &f;
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (step..n)
-            .step_by(step)
-            .map(|start| s.spawn(move || f(start..(start + step).min(n))))
-            .collect();
-        let mut out = Vec::with_capacity(threads);
-        out.push(f(0..step));
-        for h in handles {
-            out.push(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+    let chunk = chunk.max(1);
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut s = state();
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let start = i.saturating_mul(chunk);
+            if start >= n {
+                return done;
+            }
+            done.push((i, f(&mut s, start..start.saturating_add(chunk).min(n))));
         }
-        out
-    })
+    };
+    let threads = threads_for(n, per_thread);
+    let mut all = if threads <= 1 {
+        work()
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+            let mut all = work();
+            for h in handles {
+                all.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            }
+            all
+        })
+    };
+    all.sort_unstable_by_key(|&(i, _)| i);
+    all.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]
@@ -61,14 +83,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ranges_cover_every_item_once_in_order() {
-        for n in [0, 1, 5, 4095, 8192, 8193, 20_000, 100_003] {
-            let ranges = map_ranges(n, 4096, |r| r);
-            let flat: Vec<usize> = ranges.iter().cloned().flatten().collect();
+    fn chunks_cover_every_item_once_in_order() {
+        for n in [0, 1, 5, 1023, 1024, 1025, 8192, 8193, 20_000, 100_003] {
+            let threads = std::sync::Mutex::new(std::collections::HashSet::new());
+            let chunks = map_chunks(
+                n,
+                4096,
+                1024,
+                || threads.lock().unwrap().insert(std::thread::current().id()),
+                |_, r| r,
+            );
+            let flat: Vec<usize> = chunks.iter().cloned().flatten().collect();
             assert_eq!(flat, (0..n).collect::<Vec<_>>(), "n {n}");
-            assert!(ranges.len() <= MAX_THREADS, "n {n}: {ranges:?}");
+            assert!(chunks.iter().all(|r| r.len() <= 1024), "n {n}");
+            let threads = threads.lock().unwrap().len();
+            assert!(threads <= MAX_THREADS, "n {n}: {threads} threads");
             if n < 2 * 4096 {
-                assert_eq!(ranges, vec![(0..n)], "n {n}: one range, no thread");
+                assert_eq!(threads, 1, "n {n}: no thread started");
             }
         }
     }

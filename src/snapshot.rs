@@ -187,9 +187,9 @@ fn scan(
     indices: std::ops::Range<i32>,
     opts: ReadOptions,
     privileged: bool,
+    owners: &mut Owners,
 ) -> Result<Vec<SemSet>, Error> {
     let mut sets = Vec::new();
-    let mut owners = Owners::default();
     for index in indices {
         let (semid, stat) = match sysv::sem_stat(index, !privileged) {
             Ok(found) => found,
@@ -207,7 +207,7 @@ fn scan(
             });
             continue;
         }
-        let detail = match read_detail(semid, opts, &mut owners, None) {
+        let detail = match read_detail(semid, opts, owners, None) {
             Ok(d) => Ok(d),
             Err(e) if vanished(&e) => continue, // removed since SEM_STAT
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => {
@@ -246,9 +246,18 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, Error> {
     } else {
         info.max_index + 1
     };
-    let parts = parallel::map_ranges(end as usize, parallel::INDICES_PER_THREAD, |r| {
-        scan(r.start as i32..r.end as i32, opts, privileged)
-    });
+    // One contiguous part per thread, the first grown to hold the others:
+    // small parts would hold the snapshot twice while they are assembled
+    // (status --json's peak memory, docs/design.md §11).
+    let n = end as usize;
+    let part = n.div_ceil(parallel::threads_for(n, parallel::INDICES_PER_THREAD));
+    let parts = parallel::map_chunks(
+        n,
+        parallel::INDICES_PER_THREAD,
+        part,
+        Owners::default,
+        |owners, r| scan(r.start as i32..r.end as i32, opts, privileged, owners),
+    );
     let mut sets = Vec::new();
     for part in parts {
         let mut part = part?;
