@@ -15,6 +15,7 @@ set -euo pipefail
 # --- the packages the tests need: one per line, nothing else in this block ---
 packages=(
 	dmsetup           # the oracle (tests/oracle.rs), bench smoke test
+	strace            # bench smoke test: the benchmark counts semctl calls with it
 	util-linux        # unshare, nsenter, setpriv, ipcs
 	procps
 	systemd           # systemd-analyze verify

@@ -34,4 +34,10 @@ for want in "semprep run" "dmsetup udevcookies" "semprep clean --min-age 0" \
 		fail "bench table lacks \"$want\": $(cat "$out")"
 	fi
 done
+# The semctl bound is counted (strace -f -c), not timed: it must hold.
+if grep -qE "semprep clean --min-age 0: [0-9]+ semctl = .*: met$" "$out"; then
+	pass "bench counts semprep clean's semctl calls within (N+M) + 5 per removed cookie + a constant"
+else
+	fail "bench semctl count missing or above the bound: $(grep -A6 '^syscalls' "$out")"
+fi
 exit "$failed"
