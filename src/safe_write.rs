@@ -383,6 +383,10 @@ pub(crate) fn write_with(
     // Checked again right before the rename: a rename replaces a link
     // itself, never what it points at, but what is refused stays refused.
     refuse_target(target, &dir, name)?;
+    // In root's directories nobody else can touch the temporary name. In a
+    // service's, its owner could swap it for a file of theirs just before
+    // the rename, which then puts their content at the target: what they
+    // could write there anyway. Nothing outside the directory is touched.
     if let Err(e) = renameat(&dir, tmp.name.as_str(), &dir, name) {
         let why = format!("renaming {} over it: {e}", tmp.name);
         return Err(failure(target, why));
