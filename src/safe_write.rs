@@ -238,6 +238,7 @@ fn open_chain(
             // Checked before anything is made below it.
             judge(&chain, policy, crate::lock::dir::trusted)
                 .map_err(|e| usage(target, format!("{e}; {}", fix(policy))))?;
+            refuse_interface(target, &fd)?;
             if !create {
                 return Ok(None);
             }

@@ -509,15 +509,35 @@ fn missing_directories_root_creates_for_its_own_files_only() {
 #[test]
 fn kernel_interface_files_and_directories_are_refused() {
     must_be_root();
-    for (target, want) in [
-        ("/proc/sys/kernel/semprep.conf", "kernel interface"),
-        ("/sys/kernel/semprep.prom", "kernel interface"),
-        ("/run/", "names a directory"),
+    // (target, refusal for root's outputs, for a service's directory)
+    for (target, root, service) in [
+        (
+            "/proc/sys/kernel/semprep.conf",
+            "kernel interface",
+            "kernel interface",
+        ),
+        (
+            "/proc/sys/kernel/new/semprep.conf",
+            "kernel interface",
+            "does not exist",
+        ),
+        (
+            "/sys/kernel/semprep.prom",
+            "kernel interface",
+            "kernel interface",
+        ),
+        ("/run/", "names a directory", "names a directory"),
     ] {
-        for policy in [DirPolicy::RootOnly, DirPolicy::ServiceDir] {
-            let e = write_atomically(Path::new(target), BODY, 0o644, policy).unwrap_err();
+        for (policy, want) in [
+            (DirPolicy::RootOnly, root),
+            (DirPolicy::ServiceDir, service),
+        ] {
+            let path = Path::new(target);
+            let e = write_atomically(path, BODY, 0o644, policy).unwrap_err();
             assert_eq!(e.code, Code::Usage, "{target}: {e}");
             assert!(e.message.contains(want), "{target}: {e}");
+            let e = check(path, policy).unwrap_err();
+            assert!(e.message.contains(want), "check {target}: {e}");
         }
     }
 }
