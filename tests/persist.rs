@@ -296,3 +296,33 @@ fn a_killed_persist_leaves_nothing_the_next_run_does_not_remove() {
          temporary names left by them (all removed by the next run)"
     );
 }
+
+/// A root whose unit drops CAP_DAC_READ_SEARCH (a hardened
+/// CapabilityBoundingSet) still writes the persist file. Before Linux 6.10
+/// linking the finished O_TMPFILE file by its descriptor (AT_EMPTY_PATH)
+/// needs that capability, and semprep links it through /proc/self/fd
+/// instead; since 6.10 the process that opened the file may link it, so on
+/// such a kernel this passes without that fallback too.
+#[test]
+fn persist_without_cap_dac_read_search_links_through_proc() {
+    let sb = Sandbox::new();
+    let d = dir(&sb, "sysctl.d", 0, 0o755);
+    let file = d.join("90-semprep.conf");
+    sb.limits(START);
+    let base = sb.semprep();
+    let mut c = Command::new("setpriv");
+    c.args(["--bounding-set=-dac_read_search", SEMPREP])
+        .args(["raise", "--semmni", "200", "--persist", "--persist-file"])
+        .arg(&file)
+        .envs(base.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let o = c
+        .output()
+        .unwrap_or_else(|e| panic!("CANNOT RUN: setpriv (util-linux): {e}"));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("\nkernel.sem = 250 32000 32 200\n")
+    );
+    assert_eq!(listing(&d), BTreeSet::from(["90-semprep.conf".into()]));
+}
