@@ -507,7 +507,8 @@ fn link<'a>(
     let by_proc = format!("/proc/self/fd/{}", file.as_raw_fd());
     for _ in 0..NAME_TRIES {
         let name = next();
-        // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; the /proc form does not.
+        // AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH before Linux 6.10 (since,
+        // the opener may link); the /proc form needs no capability.
         let linked = linkat(file, "", dir, name.as_str(), AtFlags::AT_EMPTY_PATH).or_else(|e| {
             if matches!(e, Errno::EPERM | Errno::ENOENT | Errno::EINVAL) {
                 linkat(
