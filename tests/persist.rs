@@ -304,7 +304,7 @@ fn a_killed_persist_leaves_nothing_the_next_run_does_not_remove() {
 /// instead; since 6.10 the process that opened the file may link it, so on
 /// such a kernel this passes without that fallback too.
 #[test]
-fn persist_without_cap_dac_read_search_links_through_proc() {
+fn persist_without_cap_dac_read_search_still_writes() {
     let sb = Sandbox::new();
     let d = dir(&sb, "sysctl.d", 0, 0o755);
     let file = d.join("90-semprep.conf");
