@@ -128,8 +128,8 @@ pub fn ran_out(plan: &Plan, applied: &Applied, total: std::time::Duration) -> St
 /// A raise another writer had already made.
 pub fn raised_by_other(snap: &Snapshot, applied: &Applied, found: &Limits) -> String {
     format!(
-        "kernel.sem is already \"{found}\", at least the \"{}\" semprep decided on from \"{}\": \
-         another writer raised it meanwhile, so semprep wrote nothing",
+        "kernel.sem is already \"{found}\", at least the \"{}\" semprep meant to raise \"{}\" \
+         to: another writer raised it meanwhile, so semprep wrote nothing",
         applied.target.unwrap_or(*found),
         snap.limits
     )
