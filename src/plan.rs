@@ -49,6 +49,10 @@ pub enum Class {
     Residual,
     /// A cookie that may still be in use.
     Busy(Vec<String>),
+    /// A cookie with waiters whose udev completion will never come (idle
+    /// past --stuck-after): busy for `run` and `clean`, which never touch
+    /// it; `semprep complete` releases its waiters.
+    Stuck(Vec<String>),
 }
 
 impl Class {
@@ -57,11 +61,12 @@ impl Class {
             Class::Foreign(_) => "foreign",
             Class::Residual => "residual",
             Class::Busy(_) => "busy",
+            Class::Stuck(_) => "stuck",
         }
     }
     pub fn reasons(&self) -> &[String] {
         match self {
-            Class::Foreign(r) | Class::Busy(r) => r,
+            Class::Foreign(r) | Class::Busy(r) | Class::Stuck(r) => r,
             Class::Residual => &[],
         }
     }
@@ -141,6 +146,44 @@ pub fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> C
         Class::Residual
     } else {
         Class::Busy(busy)
+    }
+}
+
+/// The default `--stuck-after`: udev gives up on an event after 180 s, so a
+/// waiter idle this long past it will never be woken by udev.
+pub const DEFAULT_STUCK_AFTER: u64 = 600;
+
+/// A busy cookie with waiters for zero, idle at least `stuck_after`
+/// seconds, is stuck: libdm's `dm_udev_wait` blocks until udev completes
+/// the cookie, and udev gave up long ago (docs/design.md §3). `None` when
+/// the class stays as it is.
+pub fn stuck(set: &SemSet, class: &Class, stuck_after: u64, now: i64) -> Option<Class> {
+    let (Class::Busy(reasons), Ok(d)) = (class, &set.detail) else {
+        return None;
+    };
+    let idle = age(set, now);
+    if d.zcnt <= 0 || idle < stuck_after {
+        return None;
+    }
+    let mut reasons = reasons.clone();
+    reasons.push(format!(
+        "stuck (idle {}, past --stuck-after {}: udev will not complete it; \
+         `semprep complete {}` wakes the waiters)",
+        crate::report::human_age(idle),
+        crate::report::human_age(stuck_after),
+        set.semid
+    ));
+    Some(Class::Stuck(reasons))
+}
+
+/// Marks the plan's stuck cookies (`stuck`). Stuck cookies are never in
+/// `plan.remove`: only residual ones are.
+pub fn mark_stuck(plan: &mut Plan, snap: &Snapshot, stuck_after: u64, now: i64) {
+    for (entry, set) in plan.sets.iter_mut().zip(&snap.sets) {
+        debug_assert_eq!(entry.semid, set.semid);
+        if let Some(class) = stuck(set, &entry.class, stuck_after, now) {
+            entry.class = class;
+        }
     }
 }
 

@@ -70,13 +70,18 @@ fn percent(used: u64, max: u32) -> String {
 pub fn summary(snap: &Snapshot, plan: &Plan) -> String {
     let (residual, busy) = (plan.count("residual"), plan.count("busy"));
     let lookalike = plan.count("foreign");
+    let stuck = plan.count("stuck");
     let mut s = format!(
-        "semaphore sets {}/{} ({}): {} ({residual} residual, {busy} busy)",
+        "semaphore sets {}/{} ({}): {} ({residual} residual, {busy} busy",
         snap.sets_in_use,
         snap.limits.semmni,
         percent(snap.sets_in_use, snap.limits.semmni),
-        plural(residual + busy, "dm cookie"),
+        plural(residual + busy + stuck, "dm cookie"),
     );
+    if stuck > 0 {
+        let _ = write!(s, ", {stuck} stuck");
+    }
+    s.push(')');
     if lookalike > 0 {
         let _ = write!(s, ", {}", plural(lookalike, "look-alike set"));
     }
