@@ -50,6 +50,23 @@ pub enum Command {
     /// Prepare like `run`, then replace semprep with PROGRAM, which keeps the lock for its life
     #[command(after_help = "Example: semprep exec --daemon docker -- /usr/bin/dockerd -H fd://")]
     Exec(ExecArgs),
+    /// Monitoring plugin (Nagios, Icinga, node-problem-detector): OK, WARNING, CRITICAL or UNKNOWN
+    #[command(after_help = crate::check::AFTER_HELP)]
+    Check(CheckArgs),
+    /// Complete stuck cookies the way udev would, so their waiters wake
+    #[command(after_help = crate::complete::AFTER_HELP)]
+    Complete(CompleteArgs),
+}
+
+/// What a report is written as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people
+    Text,
+    /// The `--json` document
+    Json,
+    /// Prometheus text exposition (for node_exporter's textfile collector)
+    Prometheus,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -57,6 +74,12 @@ pub struct Output {
     /// Print one JSON document on stdout instead of text
     #[arg(long, env = "SEMPREP_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
+    /// Write the report in this format [default: text; --json means json]
+    #[arg(long, env = "SEMPREP_FORMAT", value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    /// Write the report to FILE, atomically (mode 0644), instead of stdout
+    #[arg(long, env = "SEMPREP_OUTPUT", value_name = "FILE", value_parser = parse_output_file)]
+    pub output: Option<PathBuf>,
     /// Also log debug lines
     #[arg(short, long, env = "SEMPREP_VERBOSE", value_parser = BoolishValueParser::new(), conflicts_with = "quiet")]
     pub verbose: bool,
@@ -70,6 +93,9 @@ pub struct Classify {
     /// A cookie untouched for less than this is busy, not residual (0, 90s, 5m, 1h)
     #[arg(long, env = "SEMPREP_MIN_AGE", default_value = "5m", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub min_age: Duration,
+    /// A cookie with waiters idle at least this long is stuck (udev gives up after 180s)
+    #[arg(long, env = "SEMPREP_STUCK_AFTER", default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
+    pub stuck_after: Duration,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -150,6 +176,9 @@ pub struct RunArgs {
     pub reserve: Reserve,
     #[command(flatten)]
     pub raising: Raising,
+    /// Also write this run's outcome there, for node_exporter (Prometheus text, atomically)
+    #[arg(long, env = "SEMPREP_METRICS_FILE", value_name = "FILE", value_parser = parse_output_file)]
+    pub metrics_file: Option<PathBuf>,
     #[command(flatten)]
     pub output: Output,
 }
@@ -203,6 +232,111 @@ pub struct ExecArgs {
     /// The program to run after preparing, with its arguments (after `--`)
     #[arg(last = true, required = true, value_name = "PROGRAM")]
     pub program: Vec<OsString>,
+}
+
+/// `check`'s output: the monitoring plugin's, or node-problem-detector's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CheckFormat {
+    /// Monitoring plugin: `SEMPREP <STATE> - <summary> | <perfdata>`, exit 0-3
+    Text,
+    /// node-problem-detector custom plugin: one line of at most 80 characters, exit 0-2
+    Npd,
+}
+
+/// What `check` judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Aspect {
+    /// Headroom short: the daemon's next start would fail (CRITICAL)
+    Headroom,
+    /// Sets in use past --warning or --critical percent of SEMMNI
+    Usage,
+    /// A stuck cookie (CRITICAL)
+    Stuck,
+    /// Residual cookies (WARNING)
+    Residual,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// WARNING when sets in use pass this percentage of SEMMNI (0-100)
+    #[arg(short, long, env = "SEMPREP_WARNING", default_value_t = 80, value_parser = |t: &str| parse_count(t, 0, 100), allow_hyphen_values = true, value_name = "PERCENT")]
+    pub warning: u64,
+    /// CRITICAL when sets in use pass this percentage of SEMMNI (0-100, above --warning)
+    #[arg(short, long, env = "SEMPREP_CRITICAL", default_value_t = 95, value_parser = |t: &str| parse_count(t, 0, 100), allow_hyphen_values = true, value_name = "PERCENT")]
+    pub critical: u64,
+    /// Judge only these aspects (comma-separated) [default: all]
+    #[arg(
+        long,
+        env = "SEMPREP_ONLY",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "ASPECTS"
+    )]
+    pub only: Vec<Aspect>,
+    /// Output convention
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text, value_name = "FORMAT")]
+    pub format: CheckFormat,
+    /// Time budget for reading the state (at least 100ms)
+    #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub classify: Classify,
+    #[command(flatten)]
+    pub reserve: Reserve,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["semids", "stuck"]))]
+pub struct CompleteArgs {
+    /// The cookies to complete, by semid (as `semprep status` shows them)
+    #[arg(value_name = "SEMID", value_parser = |t: &str| parse_count(t, 0, i32::MAX as u64).map(|n| n as i32))]
+    pub semids: Vec<i32>,
+    /// Complete every stuck cookie
+    #[arg(long, conflicts_with = "semids")]
+    pub stuck: bool,
+    /// Complete the given cookies even when they are not stuck (still only cookies)
+    #[arg(long, env = "SEMPREP_FORCE", value_parser = BoolishValueParser::new(), requires = "semids")]
+    pub force: bool,
+    #[command(flatten)]
+    pub guard: Guard,
+    #[command(flatten)]
+    pub classify: Classify,
+    #[command(flatten)]
+    pub output: Output,
+}
+
+/// A file a report is written to: its directory must exist; the file, when
+/// it exists, must be a regular file (never a symbolic link, a directory or
+/// a device), since it is replaced by a rename.
+pub fn parse_output_file(text: &str) -> Result<PathBuf, String> {
+    let path = parse_path(text)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("{} is not a directory", dir.display())),
+        Err(e) => {
+            return Err(format!(
+                "its directory {}: {e}; create it first",
+                dir.display()
+            ));
+        }
+    }
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(path),
+        Err(e) => Err(format!("{e}")),
+        Ok(m) if m.file_type().is_symlink() => Err(
+            "is a symbolic link: semprep writes a regular file there and never follows a link"
+                .into(),
+        ),
+        Ok(m) if m.is_dir() => {
+            Err("is a directory: name the file to write, e.g. DIR/semprep.prom".into())
+        }
+        Ok(m) if !m.is_file() => Err("is not a regular file (a device, FIFO or socket)".into()),
+        Ok(_) => Ok(path),
+    }
 }
 
 /// Parses `0`, `90s`, `5m`, `1h`, `500ms`; a bare number is seconds.

@@ -8,7 +8,9 @@
 
 pub mod apply;
 pub mod budget;
+pub mod check;
 pub mod cli;
+pub mod complete;
 pub mod daemon;
 pub mod error;
 pub mod exec;
@@ -18,6 +20,7 @@ pub mod json;
 pub mod limits;
 pub mod lock;
 pub mod logging;
+pub mod metrics;
 pub mod plan;
 pub mod process;
 pub mod report;

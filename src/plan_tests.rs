@@ -714,9 +714,19 @@ fn stuck_cookies_have_waiters_for_zero_and_are_idle_past_stuck_after() {
             600,
             false,
         ),
-        ("no waiter, live owner", with(waited(3600), |s| detail(s).zcnt = 0), 600, false),
+        (
+            "no waiter, live owner",
+            with(waited(3600), |s| detail(s).zcnt = 0),
+            600,
+            false,
+        ),
         ("residual cookie", cookie(1), 0, false),
-        ("look-alike with a waiter", with(waited(3600), |s| s.stat.nsems = 2), 600, false),
+        (
+            "look-alike with a waiter",
+            with(waited(3600), |s| s.stat.nsems = 2),
+            600,
+            false,
+        ),
         (
             "unreadable",
             with(waited(3600), |s| s.detail = Err("needs root".into())),
@@ -737,13 +747,23 @@ fn stuck_cookies_have_waiters_for_zero_and_are_idle_past_stuck_after() {
         if let Some(Class::Stuck(reasons)) = got {
             // It keeps every busy reason and says why it is stuck.
             assert!(reasons.starts_with(class.reasons()), "{name}: {reasons:?}");
-            assert!(reasons.last().unwrap().starts_with("stuck (idle "), "{name}");
+            assert!(
+                reasons.last().unwrap().starts_with("stuck (idle "),
+                "{name}"
+            );
         }
     }
     // In a plan: counted as stuck, not busy, and never removed.
-    let s = snap((250, 32000, 32, 128), 3, vec![waited(3600), cookie(2), waited(10)]);
+    let s = snap(
+        (250, 32000, 32, 128),
+        3,
+        vec![waited(3600), cookie(2), waited(10)],
+    );
     let mut p = plan(&s, &params(Policy::Auto), NOW).unwrap();
     mark_stuck(&mut p, &s, 600, NOW);
-    assert_eq!((p.count("stuck"), p.count("busy"), p.count("residual")), (1, 1, 1));
+    assert_eq!(
+        (p.count("stuck"), p.count("busy"), p.count("residual")),
+        (1, 1, 1)
+    );
     assert_eq!(p.remove, vec![2]);
 }

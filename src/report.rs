@@ -12,6 +12,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// process ends, must never add a second one (or cut the first).
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
+/// Where the one report goes and in what format: process-wide like stdout
+/// itself, set once from the command line (`--format`, `--output`).
+#[derive(Clone, Debug)]
+pub struct Sink {
+    pub format: crate::cli::Format,
+    /// `--output`: the file the report replaces, instead of stdout.
+    pub output: Option<std::path::PathBuf>,
+    /// The `daemon` label of a run's `semprep_last_run_*` series.
+    pub daemon: &'static str,
+}
+
+static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+
+/// Sets where reports go; only the first call counts.
+pub fn set_sink(sink: Sink) {
+    let _ = SINK.set(sink);
+}
+
+pub fn sink() -> Sink {
+    SINK.get().cloned().unwrap_or(Sink {
+        format: crate::cli::Format::Text,
+        output: None,
+        daemon: "none",
+    })
+}
+
 /// Writes the run's one report to stdout.
 pub fn emit(text: &str) -> io::Result<()> {
     emit_bytes(text.as_bytes())
@@ -24,6 +50,10 @@ pub(crate) fn emit_bytes(bytes: &[u8]) -> io::Result<()> {
     use std::io::Write;
     if REPORTED.swap(true, Ordering::SeqCst) {
         return Ok(());
+    }
+    if let Some(path) = SINK.get().and_then(|s| s.output.as_deref()) {
+        return crate::metrics::write_file_atomically(path, bytes)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())));
     }
     let mut out = std::io::stdout().lock();
     match out.write_all(bytes).and_then(|()| out.flush()) {

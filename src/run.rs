@@ -29,9 +29,11 @@ struct Job {
     daemon: cli::DaemonArgs,
     json: bool,
     persist: Option<PathBuf>,
+    /// `--stuck-after`, in seconds: stuck cookies show as such.
+    stuck_after: u64,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -59,6 +61,7 @@ fn job_from_run(name: &'static str, a: &cli::RunArgs) -> Job {
         daemon: a.daemon.clone(),
         json: a.output.json,
         persist: a.raising.persist.then(|| a.raising.persist_file.clone()),
+        stuck_after: a.classify.stuck_after.as_secs(),
     }
 }
 
@@ -84,8 +87,15 @@ impl Job {
 
 /// Runs the parsed command line; returns the process exit code.
 pub fn main(cli: cli::Cli) -> i32 {
+    let metrics_file = match &cli.command {
+        Command::Run(a) => a.metrics_file.clone(),
+        Command::Exec(a) => a.run.metrics_file.clone(),
+        _ => None,
+    };
     let (job, exec) = match cli.command {
         Command::Status(a) => return status(&a),
+        Command::Check(a) => return crate::check::main(&a),
+        Command::Complete(a) => return crate::complete::main(&a),
         Command::Run(a) => (job_from_run("run", &a), None),
         Command::Exec(a) => (job_from_run("exec", &a.run), Some(a.program)),
         Command::Clean(a) => {
@@ -98,6 +108,7 @@ pub fn main(cli: cli::Cli) -> i32 {
                 daemon: a.daemon,
                 json: a.output.json,
                 persist: None,
+                stuck_after: a.classify.stuck_after.as_secs(),
             };
             (job, None)
         }
@@ -118,6 +129,7 @@ pub fn main(cli: cli::Cli) -> i32 {
                 },
                 json: a.output.json,
                 persist: a.raising.persist.then_some(a.raising.persist_file),
+                stuck_after: plan::DEFAULT_STUCK_AFTER,
             };
             (job, None)
         }
@@ -135,6 +147,9 @@ pub fn main(cli: cli::Cli) -> i32 {
     };
     let ended = result.as_ref().ok().copied();
     let code = conclude(&job.out(), result, &found);
+    if let Some(path) = metrics_file {
+        crate::metrics::after_hook(&path, job.daemon.daemon, code, &found);
+    }
     match exec {
         None => code,
         // Headroom certainly short: the program would fail anyway.
@@ -222,16 +237,19 @@ fn status(a: &cli::StatusArgs) -> i32 {
         text: Text::Status,
     };
     let mut found = Found::default();
-    let result = read_status(&p, &mut found);
+    let result = read_status(&p, a.classify.stuck_after.as_secs(), &mut found);
     budget.disarm();
     conclude(&out, result, &found)
 }
 
-fn read_status(p: &Params, found: &mut Found) -> Result<Code, Error> {
+fn read_status(p: &Params, stuck_after: u64, found: &mut Found) -> Result<Code, Error> {
     let snap = &*found
         .snap
         .insert(snapshot::read(ReadOptions { values: true })?);
-    found.plan = Some(plan::plan(snap, p, now()).map_err(Error::usage)?);
+    let at = now();
+    let mut plan = plan::plan(snap, p, at).map_err(Error::usage)?;
+    plan::mark_stuck(&mut plan, snap, stuck_after, at);
+    found.plan = Some(plan);
     Ok(Code::Ready)
 }
 
@@ -330,7 +348,9 @@ fn change(
         values: job.json || job.guard.dry_run,
     };
     let snap = &*found.snap.insert(snapshot::read(opts)?);
-    let plan = plan::plan(snap, &job.params, now()).map_err(Error::usage)?;
+    let at = now();
+    let mut plan = plan::plan(snap, &job.params, at).map_err(Error::usage)?;
+    plan::mark_stuck(&mut plan, snap, job.stuck_after, at);
     let plan = &*found.plan.insert(plan);
     debug!("{}", report::summary(snap, plan));
     let refused = guard_daemon(job, plan);
