@@ -25,8 +25,12 @@ fn main() {
             std::process::exit(code);
         }
     };
-    // `--format json` is `--json`: one document, the same everywhere.
-    out.json |= out.format == Some(Format::Json);
+    // `--format json` is `--json`: one document, the same everywhere. An
+    // explicit --format wins over --json (or SEMPREP_JSON from a settings
+    // file).
+    if let Some(f) = out.format {
+        out.json = f == Format::Json;
+    }
     semprep::report::set_sink(semprep::report::Sink {
         format: out
             .format

@@ -11,6 +11,9 @@
 //!       base0, nsems2, mode0666, nonroot (created as uid 65534)
 //!   foreign [--count N]          keyed and IPC_PRIVATE non-cookie sets
 //!   waiter SEMID                 block in a wait-for-zero semop
+//!   udev-wait SEMID              libdm's dm_udev_wait: drop the creator's 1
+//!       (IPC_NOWAIT), print "waiting", wait for zero, print "woken: 0" and
+//!       remove the set as libdm does; or print "woken: ERROR", exit 1
 //!   hold SEMID                   do a +1 semop, then sleep (a live owner)
 //!   probe                        need one set and one semop, as a daemon would
 //!   count                        print the sets in use
@@ -242,6 +245,23 @@ fn main() {
         "waiter" => {
             drop(out);
             ok("wait-for-zero semop", sysv::semop(semid(), 0, 0));
+        }
+        "udev-wait" => {
+            drop(out);
+            let id = semid();
+            ok("semop -1", sysv::semop(id, -1, libc::IPC_NOWAIT as i16));
+            println!("waiting");
+            let _ = std::io::stdout().flush();
+            match sysv::semop(id, 0, 0) {
+                Ok(()) => {
+                    ok("IPC_RMID", sysv::remove(id));
+                    println!("woken: 0");
+                }
+                Err(e) => {
+                    println!("woken: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         "hold" => {
             drop(out);

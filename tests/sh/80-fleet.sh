@@ -40,6 +40,7 @@ done
 tmp=$(mktemp -d /tmp/semprep-fleet.XXXXXX)
 exporter_pid=
 loop_pid=
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
 	[ -z "$loop_pid" ] || kill "$loop_pid" 2>/dev/null
 	[ -z "$exporter_pid" ] || kill "$exporter_pid" 2>/dev/null
@@ -111,16 +112,18 @@ check_state() {
 	else
 		fail "$name: oldest residual age $prom_age, status --json says $json_age"
 	fi
-	for m in $(sed -n 's/^\(semprep_[a-z_]*\).*/\1/p' "$d/prom" | sort -u); do
-		grep -q "^# HELP $m " "$d/prom" && grep -q "^# TYPE $m gauge$" "$d/prom" ||
+	while read -r m; do
+		if ! grep -q "^# HELP $m " "$d/prom" || ! grep -q "^# TYPE $m gauge$" "$d/prom"; then
 			fail "$name: $m has no HELP or TYPE"
-	done
+		fi
+	done < <(sed -n 's/^\(semprep_[a-z_]*\).*/\1/p' "$d/prom" | sort -u)
 	for m in semprep_build_info semprep_report_timestamp_seconds; do
 		grep -q "^$m" "$d/prom" || fail "$name: $m missing"
 	done
 }
 
 check_state empty ':'
+# shellcheck disable=SC2016 # $F is the inner shell's
 # Residual, busy (a live owner), stuck (a waiter, --stuck-after 0), and
 # look-alikes: every class at least once.
 check_state mix '
@@ -130,13 +133,19 @@ check_state mix '
 	stuck=$($F cookie --state ops --ops 1); $F waiter $stuck >/dev/null 2>&1 &
 	for _ in $(seq 100); do [ "$(grep -c . /proc/sysvipc/sem)" -ge 7 ] && break; sleep 0.05; done
 	sleep 0.3'
+# shellcheck disable=SC2016 # $F is the inner shell's
 check_state cookies30000 'echo "250 64000 32 32768" >/proc/sys/kernel/sem; $F cookie --count 30000 >/dev/null'
-grep -q 'class="stuck"} 1' "$tmp/mix/prom" && grep -q 'class="busy"} 1' "$tmp/mix/prom" &&
-	grep -q 'class="lookalike"} 2' "$tmp/mix/prom" && grep -q 'class="residual"} 3' "$tmp/mix/prom" &&
-	pass "mix: 3 residual, 1 busy, 1 stuck, 2 look-alike" ||
+if grep -q 'class="stuck"} 1' "$tmp/mix/prom" && grep -q 'class="busy"} 1' "$tmp/mix/prom" &&
+	grep -q 'class="lookalike"} 2' "$tmp/mix/prom" && grep -q 'class="residual"} 3' "$tmp/mix/prom"; then
+	pass "mix: 3 residual, 1 busy, 1 stuck, 2 look-alike"
+else
 	fail "mix: not every class: $(grep dm_cookies "$tmp/mix/prom" | paste -sd' ')"
-grep -q 'semprep_dm_cookies{class="residual"} 30000' "$tmp/cookies30000/prom" &&
-	pass "30,000 cookies counted" || fail "30,000 cookies: $(grep dm_cookies "$tmp/cookies30000/prom" | paste -sd' ')"
+fi
+if grep -q 'semprep_dm_cookies{class="residual"} 30000' "$tmp/cookies30000/prom"; then
+	pass "30,000 cookies counted"
+else
+	fail "30,000 cookies: $(grep dm_cookies "$tmp/cookies30000/prom" | paste -sd' ')"
+fi
 
 # --- the hook's file: two daemons, one file ---------------------------------
 text=$tmp/textfile
@@ -144,6 +153,7 @@ mkdir -p "$text"
 # The lock's directory must be root's alone (not under /tmp).
 lockdir=/run/semprep-fleet-$$
 trap 'cleanup; rm -rf "$lockdir"' EXIT
+# shellcheck disable=SC2016 # the inner shell's variables
 unshare --ipc env F="$SEMFIXTURE_BIN" S="$SEMPREP_BIN" T="$text" L="$lockdir" bash -c '
 	mkdir -p $L; chmod 700 $L
 	$F cookie --count 4 >/dev/null
@@ -166,6 +176,7 @@ if grep -v '^#' "$hook" | grep -qv '^semprep_last_run_'; then
 fi
 
 # --- a real node_exporter scraping the textfile directory ----------------------
+# shellcheck disable=SC2016 # the inner shell's variables
 unshare --ipc env F="$SEMFIXTURE_BIN" S="$SEMPREP_BIN" T="$text" bash -c '
 	$F cookie --count 5 >/dev/null
 	$S status --format prometheus --min-age 0 --output $T/semprep.prom'
@@ -206,12 +217,15 @@ fi
 # Control: a broken file is a scrape error, so the check above can fail.
 printf 'semprep_broken{ 1\n' >"$text/broken.prom"
 curl -sf "$url" >"$tmp/scrape-broken"
-grep -q '^node_textfile_scrape_error 1$' "$tmp/scrape-broken" &&
-	pass "node_exporter control: a malformed .prom file makes node_textfile_scrape_error 1" ||
+if grep -q '^node_textfile_scrape_error 1$' "$tmp/scrape-broken"; then
+	pass "node_exporter control: a malformed .prom file makes node_textfile_scrape_error 1"
+else
 	fail "node_exporter control: a malformed file went unnoticed"
+fi
 rm -f "$text/broken.prom"
 
 # Rewrite in a loop (different sizes each time) while scraping.
+# shellcheck disable=SC2016 # the inner shell's variables
 unshare --ipc env F="$SEMFIXTURE_BIN" S="$SEMPREP_BIN" T="$text" bash -c '
 	while :; do
 		$F cookie --count 50 >/dev/null
@@ -235,8 +249,11 @@ else
 	fail "rewrite loop: $scrapes scrapes, $errors errors, $missing without semprep's families; $(tail -n 3 "$tmp/loop.log") $(grep -v level=info "$tmp/exporter.log" | tail -n 3)"
 fi
 leftover=$(find "$text" -name '.*' -type f | wc -l)
-[ "$leftover" = 0 ] && pass "no temporary file left in the textfile directory" ||
+if [ "$leftover" = 0 ]; then
+	pass "no temporary file left in the textfile directory"
+else
 	fail "$leftover temporary files left in $text"
+fi
 
 # --- the timer and its service ---------------------------------------------------
 units=("$src/systemd/semprep-metrics.timer" "$src/systemd/semprep-metrics.service")
