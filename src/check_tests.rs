@@ -92,12 +92,21 @@ fn rules(only: &[Aspect]) -> Rules {
     }
 }
 
+/// (name, sets in use, dm sets, aspects, state, summary contains)
+type Case = (
+    &'static str,
+    u64,
+    Vec<SemSet>,
+    &'static [Aspect],
+    State,
+    &'static str,
+);
+
 #[test]
 fn each_state_from_its_cause() {
     use Aspect::*;
     use State::*;
-    // (name, sets in use, dm sets, aspects, state, summary contains)
-    let cases: Vec<(&str, u64, Vec<SemSet>, &[Aspect], State, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "empty",
             0,
