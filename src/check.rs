@@ -103,9 +103,10 @@ impl Verdict {
     }
 }
 
-/// Sets in use at `percent` of SEMMNI, rounded up: the first count past it.
+/// The most sets in use that do not pass `percent` of SEMMNI: a plugin
+/// range `N` alerts above N, exactly where `judge` does.
 fn threshold(semmni: u32, percent: u64) -> u64 {
-    (u64::from(semmni) * percent).div_ceil(100)
+    u64::from(semmni) * percent / 100
 }
 
 /// Judges the state: pure, from the snapshot and its plan (with stuck

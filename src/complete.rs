@@ -14,7 +14,7 @@
 use crate::cli::CompleteArgs;
 use crate::error::{Code, Error};
 use crate::plan::{self, Class, Params, Policy};
-use crate::report::{emit, key_hex};
+use crate::report::{emit, key_hex, plural};
 use crate::snapshot::{self, Owners, ReadOptions, Snapshot};
 use log::{error, info};
 use serde_json::json;
@@ -179,19 +179,19 @@ fn text(done: &[Done], dry_run: bool) -> String {
         let line = match (&d.skipped, dry_run) {
             (Some(why), _) => format!("left semid {} key {} alone: {why}", d.semid, key_hex(d.key)),
             (None, true) => format!(
-                "would complete semid {} key {}: value {} to 0 ({} decrements, as udev would)",
+                "would complete semid {} key {}: value {} to 0 ({}, as udev would)",
                 d.semid,
                 key_hex(d.key),
                 d.value,
-                d.decrements
+                plural(d.decrements as usize, "decrement")
             ),
             (None, false) => format!(
-                "completed semid {} key {}: value {} to 0 ({} decrements); its waiters wake \
-                 and libdm removes it",
+                "completed semid {} key {}: value {} to 0 ({}); its waiters wake and libdm \
+                 removes it",
                 d.semid,
                 key_hex(d.key),
                 d.value,
-                d.decrements
+                plural(d.decrements as usize, "decrement")
             ),
         };
         out.push_str(&line);
@@ -299,10 +299,10 @@ fn run(a: &CompleteArgs, done: &mut Vec<Done>) -> Result<(), Error> {
         let d = complete_one(t, a, &snap, &mut owners).map_err(Error::failure)?;
         if d.skipped.is_none() && !a.guard.dry_run {
             info!(
-                "completed semid {} key {} ({} decrements)",
+                "completed semid {} key {} ({})",
                 d.semid,
                 key_hex(d.key),
-                d.decrements
+                plural(d.decrements as usize, "decrement")
             );
         }
         done.push(d);
