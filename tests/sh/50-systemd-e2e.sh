@@ -337,7 +337,6 @@ else
 	fi
 fi
 reset_docker
-[ -z "$DEB" ] || deb_purge
 
 # --- 4. semprep exec -- dockerd: the lock is dockerd's alone ---
 # A flock (semprep's first lock) is held by every process that inherits its
@@ -374,7 +373,7 @@ RUNTIME
 chmod 755 "$M/usr/local/bin/semprep-e2e-runtime"
 fill 48 5 0 # young cookies: semprep exec (--min-age 5m) keeps them
 # shellcheck disable=SC2016 # expanded by the container's sh
-in_c sh -c '. /etc/default/docker; /usr/local/sbin/semprep exec -- dockerd $DOCKER_OPTS \
+in_c sh -c '. /etc/default/docker; '"$SBIN"'/semprep exec -- dockerd $DOCKER_OPTS \
 	--add-runtime e2e=/usr/local/bin/semprep-e2e-runtime </dev/null >/var/log/semprep-e2e-dockerd.log 2>&1 &'
 # shellcheck disable=SC2317 # called through until_ok
 docker_up() { in_c docker info >/dev/null 2>&1; }
@@ -392,7 +391,7 @@ if [ -n "$dockerd" ] && [ -n "$containerd" ] && [ -n "$shim" ] &&
 else
 	fail "semprep exec -- dockerd: dockerd '$dockerd', containerd '$containerd', shim '$shim'; $(in_c tail -n 5 /var/log/semprep-e2e-dockerd.log); $(cat "$T/import.log" "$T/run.log")"
 fi
-in_c /usr/local/sbin/semprep clean --daemon none --min-age 0 --lock-timeout 1s >"$T/busy.log" 2>&1
+in_c "$SBIN/semprep" clean --daemon none --min-age 0 --lock-timeout 1s >"$T/busy.log" 2>&1
 rc=$?
 locks=$(in_c lslocks --noheadings -o COMMAND,PID,TYPE,PATH)
 if [ "$rc" = 4 ] && grep -q "is held by pid $dockerd, dockerd" "$T/busy.log" && [ "$(sets)" = 5 ] &&
@@ -405,7 +404,7 @@ in_c kill -9 "$dockerd"
 # shellcheck disable=SC2317 # called through until_ok
 dockerd_gone() { ! in_c kill -0 "$dockerd" 2>/dev/null; }
 until_ok dockerd_gone
-in_c /usr/local/sbin/semprep clean --daemon none --min-age 0 --lock-timeout 0 >"$T/after.log" 2>&1
+in_c "$SBIN/semprep" clean --daemon none --min-age 0 --lock-timeout 0 >"$T/after.log" 2>&1
 rc=$?
 if [ "$rc" = 0 ] && [ "$(sets)" = 0 ] && has_lock "$shim"; then
 	pass "after kill -9 of dockerd its shim still has the descriptor open, and the next semprep run takes the lock at once (removed the 5 cookies)"
@@ -413,6 +412,9 @@ else
 	fail "after kill -9 of dockerd: rc $rc, sets $(sets), shim '$shim' has the descriptor: $(has_lock "$shim" && echo yes || echo no); $(cat "$T/after.log")"
 fi
 [ -n "$shim" ] && in_c kill -9 "$shim" # its sleep goes with the poweroff
+# This scenario's own files, so that only the package's could be left below.
+in_c sh -c 'rm -f /usr/local/bin/semprep-e2e-runtime /var/log/semprep-e2e-dockerd.log /run/semprep-e2e-*.pid'
+[ -z "$DEB" ] || deb_purge
 
 # --- power off ---
 in_c systemctl poweroff >/dev/null 2>&1

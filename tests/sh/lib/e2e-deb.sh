@@ -63,7 +63,8 @@ deb_purge() {
 	# would: run from the host in the container's IPC namespace, since
 	# /proc/sys is read-only inside the container.
 	in_ipc "$M$SBIN/semprep" raise --semmni 96 --persist --persist-file "$M/etc/sysctl.d/90-semprep.conf" \
-		--lock-file "$T/raise.lock" >"$T/raise.log" 2>&1
+		--lock-file "/run/semprep-e2e-raise-$$.lock" >"$T/raise.log" 2>&1
+	rm -f "/run/semprep-e2e-raise-$$.lock" # the lock needs a root-only directory: not $T
 	if ! head -n 1 "$M/etc/sysctl.d/90-semprep.conf" 2>/dev/null | grep -q '^# Written by semprep --persist'; then
 		fail "semprep raise --persist wrote no /etc/sysctl.d/90-semprep.conf: $(cat "$T/raise.log")"
 	fi
