@@ -260,6 +260,12 @@ pub fn main(a: &CompleteArgs) -> i32 {
 }
 
 fn run(a: &CompleteArgs, done: &mut Vec<Done>) -> Result<(), Error> {
+    if crate::report::sink().format == crate::cli::Format::Prometheus {
+        return Err(Error::usage(
+            "--format prometheus: complete reports as text or json; the metrics are \
+             `semprep status --format prometheus`'s",
+        ));
+    }
     if !a.guard.dry_run && !nix::unistd::geteuid().is_root() {
         return Err(Error::usage(
             "semprep complete changes kernel state and needs root: run it as root, or look \

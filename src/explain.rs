@@ -99,7 +99,7 @@ pub fn short(
         "headroom still short: {}; {} removable, {} busy kept; {why}. {}",
         what.join("; "),
         plural(plan.remove.len(), "residual cookie"),
-        plan.count("busy"),
+        plan.count("busy") + plan.count("stuck"), // stuck ones are kept too
         fix.join(". "),
     )
 }
@@ -171,7 +171,7 @@ pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {
             "removed {} ({} busy kept, {} left alone); \
              semaphore sets in use {} -> {} of SEMMNI {}",
             plural(applied.removed.len(), "residual dm cookie"),
-            plan.count("busy"),
+            plan.count("busy") + plan.count("stuck"), // stuck ones are kept too
             plural(plan.count("foreign"), "look-alike set"),
             snap.sets_in_use,
             snap.sets_in_use
