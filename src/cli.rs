@@ -295,7 +295,8 @@ pub struct CompleteArgs {
     #[arg(long, conflicts_with = "semids")]
     pub stuck: bool,
     /// Complete the given cookies even when they are not stuck (still only cookies)
-    #[arg(long, env = "SEMPREP_FORCE", value_parser = BoolishValueParser::new(), requires = "semids")]
+    // No SEMPREP_FORCE: in the settings file that means run's --force.
+    #[arg(long, requires = "semids")]
     pub force: bool,
     #[command(flatten)]
     pub guard: Guard,
