@@ -4,6 +4,7 @@
 #   bench/run.sh                 the full table (about 2 minutes on 2 cores)
 #   bench/run.sh --smoke         tiny N, one run each: checks the script only
 #   bench/run.sh --runs 9 --only "clear 30000"
+#   bench/run.sh --only "status --json"    the scenarios that run that tool
 #
 # Needs root, or an unprivileged user namespace (the harness then maps
 # itself to root in one). Every run happens in a fresh IPC namespace; the

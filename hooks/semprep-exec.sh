@@ -38,6 +38,9 @@ isulad) daemon=isulad ;;
 	;;
 esac
 
+# The settings, read as semprep-hook.sh reads them (see there): the same
+# loop, copied rather than sourced, because this wrapper must exec the daemon
+# whatever else is missing. tests/sh/30-hooks.sh checks the copies match.
 for f in ${SEMPREP_CONFIG:-/etc/sysconfig/semprep /etc/default/semprep}; do
 	if [ ! -f "$f" ] || [ ! -r "$f" ]; then continue; fi
 	# shellcheck disable=SC1090 # the path is the administrator's choice

@@ -24,7 +24,10 @@ daemon=${1:-docker}
 warn() { echo "semprep: hook: $*" >&2; }
 
 # Read the settings the way systemd's EnvironmentFile= does (later files win),
-# skipping a file the shell cannot parse instead of dying on it.
+# skipping a file the shell cannot parse instead of dying on it. The same
+# loop is in semprep-exec.sh, copied rather than sourced from a shared file:
+# each hook is installed on its own and must start the daemon whatever else
+# is missing. tests/sh/30-hooks.sh checks that the two copies match.
 for f in ${SEMPREP_CONFIG:-/etc/sysconfig/semprep /etc/default/semprep}; do
 	if [ ! -f "$f" ] || [ ! -r "$f" ]; then continue; fi
 	# shellcheck disable=SC1090 # the path is the administrator's choice

@@ -5,21 +5,20 @@
 //! limits), so a kill at any point leaves a consistent state that the next
 //! run finishes.
 
+use crate::error::Error;
 use crate::limits::{self, Limits};
-use crate::plan::{Class, Plan, classify};
+use crate::parallel::REMOVALS_PER_THREAD;
+use crate::plan::{Class, Plan, age, classify};
 use crate::snapshot::{self, PidNamespace, SemSet};
-use serde::Serialize;
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Skip {
     pub semid: i32,
     pub key: i32,
     /// What the re-check found, for grouping; `why` says it in detail.
-    #[serde(skip)]
     pub reason: SkipReason,
     pub why: String,
 }
@@ -38,7 +37,7 @@ pub enum SkipReason {
     Busy,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
     pub removed: Vec<i32>,
     pub skipped: Vec<Skip>,
@@ -84,33 +83,25 @@ fn recheck(
     }
     match classify(now, min_age, pid_ns, at) {
         Class::Residual => None,
-        other => Some((SkipReason::Busy, other.reasons().join(", "))),
+        other => Some((SkipReason::Busy, other.reasons_text(now, age(now, at)))),
     }
 }
 
-/// The planned sets to remove, in plan order. `plan.remove` is a
-/// subsequence of `snap.sets` (both in kernel index order), so one merge walk
-/// finds them without a map; any other order falls back to a map.
-fn planned_sets<'a>(snap: &'a snapshot::Snapshot, plan: &Plan) -> Result<Vec<&'a SemSet>, String> {
-    let mut out = Vec::with_capacity(plan.remove.len());
+/// The planned sets to remove, in plan order. `plan::plan` makes
+/// `plan.remove` a subsequence of `snap.sets` (both in kernel index order),
+/// so one merge walk finds them; a plan made from another snapshot is
+/// semprep's own fault.
+fn planned_sets<'a>(snap: &'a snapshot::Snapshot, plan: &Plan) -> Result<Vec<&'a SemSet>, Error> {
     let mut sets = snap.sets.iter();
-    for &semid in &plan.remove {
-        match sets.by_ref().find(|s| s.semid == semid) {
-            Some(s) => out.push(s),
-            None => break,
-        }
-    }
-    if out.len() == plan.remove.len() {
-        return Ok(out);
-    }
-    let by_semid: HashMap<i32, &SemSet> = snap.sets.iter().map(|s| (s.semid, s)).collect();
     plan.remove
         .iter()
-        .map(|id| {
-            by_semid
-                .get(id)
-                .copied()
-                .ok_or_else(|| format!("semaphore set {id} is in the plan but not in the snapshot"))
+        .map(|&semid| {
+            sets.by_ref().find(|s| s.semid == semid).ok_or_else(|| {
+                Error::failure(format!(
+                    "semaphore set {semid} is in the plan but not in the snapshot, or out of \
+                     its order"
+                ))
+            })
         })
         .collect()
 }
@@ -121,11 +112,8 @@ struct Part {
     removed: Vec<i32>,
     skipped: Vec<Skip>,
     timed_out: bool,
-    error: Option<String>,
+    error: Option<Error>,
 }
-
-/// Below this many removals per thread a thread is not worth starting.
-const REMOVALS_PER_THREAD: usize = 2048;
 
 /// Re-checks and removes `sets` one by one: each set is re-read by semid
 /// immediately before its own IPC_RMID. `stop` ends every worker early once
@@ -155,7 +143,9 @@ fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &Ato
         let current = match snapshot::reread(semid, &mut owners, known) {
             Ok(c) => c,
             Err(e) => {
-                part.error = Some(format!("re-reading semaphore set {semid}: {e}"));
+                part.error = Some(Error::failure(format!(
+                    "re-reading semaphore set {semid}: {e}"
+                )));
                 stop.store(true, Ordering::Relaxed);
                 return part;
             }
@@ -170,11 +160,9 @@ fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &Ato
         }
         match crate::sysv::remove(semid) {
             Ok(()) => part.removed.push(semid),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM)) => {
-                part.skipped.push(skip(gone()))
-            }
+            Err(e) if crate::sysv::vanished(&e) => part.skipped.push(skip(gone())),
             Err(e) => {
-                part.error = Some(format!("semctl({semid}, IPC_RMID): {e}"));
+                part.error = Some(Error::failure(format!("semctl({semid}, IPC_RMID): {e}")));
                 stop.store(true, Ordering::Relaxed);
                 return part;
             }
@@ -183,34 +171,16 @@ fn remove_sets(sets: &[&SemSet], pid_ns: PidNamespace, ctx: &Context, stop: &Ato
     part
 }
 
-pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Applied, String> {
+pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Applied, Error> {
     let planned = planned_sets(snap, plan)?;
     let mut out = Applied::default();
     // The re-reads run in parallel on large plans; IPC_RMID serialises in
     // the kernel anyway, but one thread's re-reads overlap the other's
     // removals. Each set is still re-checked right before its own removal.
-    let threads = snapshot::threads_for(planned.len(), REMOVALS_PER_THREAD);
     let stop = AtomicBool::new(false);
-    let parts: Vec<Part> = if threads <= 1 {
-        vec![remove_sets(&planned, snap.pid_namespace, ctx, &stop)]
-    } else {
-        let chunk = planned.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let handles: Vec<_> = planned
-                .chunks(chunk)
-                .map(|c| s.spawn(|| remove_sets(c, snap.pid_namespace, ctx, &stop)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| Part {
-                        error: Some("a removal thread panicked".into()),
-                        ..Part::default()
-                    })
-                })
-                .collect()
-        })
-    };
+    let parts = crate::parallel::map_ranges(planned.len(), REMOVALS_PER_THREAD, |r| {
+        remove_sets(&planned[r], snap.pid_namespace, ctx, &stop)
+    });
     for mut part in parts {
         if let Some(e) = part.error {
             return Err(e);
@@ -227,7 +197,7 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
             None => None,
             Some(Ok(target)) => target,
             Some(Err(e)) => {
-                out.raise_error = Some(e);
+                out.raise_error = Some(e.message);
                 None
             }
         }
@@ -249,7 +219,7 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
                 }
             }
             Ok(Raise::AlreadyMet(found)) => out.raised_by_other = Some(found),
-            Err(e) => out.raise_error = Some(e),
+            Err(e) => out.raise_error = Some(e.message),
         }
     }
     crate::budget::step("");
@@ -258,10 +228,10 @@ pub fn apply(snap: &snapshot::Snapshot, plan: &Plan, ctx: &Context) -> Result<Ap
 
 /// The raise `rule` calls for given the limits and usage right now (one
 /// read of the file, one SEM_INFO), when the removals stopped early.
-fn raise_now(path: &Path, rule: &crate::plan::RaiseRule) -> Result<Option<Limits>, String> {
+fn raise_now(path: &Path, rule: &crate::plan::RaiseRule) -> Result<Option<Limits>, Error> {
     crate::budget::step(format!("reading {}", path.display()));
-    let limits = limits::read(path).map_err(|e| format!("cannot decide the raise: {e}"))?;
-    let (sets, sems) = snapshot::usage().map_err(|e| format!("cannot decide the raise: {e}"))?;
+    let limits = limits::read(path).map_err(|e| e.context("cannot decide the raise"))?;
+    let (sets, sems) = snapshot::usage().map_err(|e| e.context("cannot decide the raise"))?;
     Ok(rule.raise(&limits, sets, sems))
 }
 
@@ -277,10 +247,10 @@ enum Raise {
 /// written since the snapshot), writes the field-by-field larger of the
 /// two in one write, and reads back. A read-back at least the target in
 /// every field is success: another writer may have raised further.
-fn raise(path: &Path, target: &Limits) -> Result<Raise, String> {
+fn raise(path: &Path, target: &Limits) -> Result<Raise, Error> {
     let shown = path.display();
     let current = limits::read(path)
-        .map_err(|e| format!("cannot raise the limits: re-reading before the write: {e}"))?;
+        .map_err(|e| e.context("cannot raise the limits: re-reading before the write"))?;
     let to = current.max(target);
     if to == current {
         return Ok(Raise::AlreadyMet(current));
@@ -294,22 +264,23 @@ fn raise(path: &Path, target: &Limits) -> Result<Raise, String> {
                  kernel.sem=\"{to}\"`, PID being a process of the container)"
             ));
         }
-        msg
+        Error::failure(msg)
     })?;
-    let read_back = limits::read(path).map_err(|e| e.to_string())?;
+    let read_back = limits::read(path)?;
     if !read_back.covers(target) {
-        return Err(format!(
+        return Err(Error::failure(format!(
             "the kernel kept {shown} = \"{read_back}\" after semprep wrote \"{to}\""
-        ));
+        )));
     }
     Ok(Raise::Wrote(read_back))
 }
 
 /// Writes `kernel.sem` to a sysctl.d file atomically: temp file, fsync,
 /// rename, fsync of the directory. A kill leaves the old file or the new one.
-pub fn persist(file: &Path, limits: &Limits) -> Result<(), String> {
+pub(crate) fn persist(file: &Path, limits: &Limits) -> Result<(), Error> {
     use std::io::Write;
-    let err = |what: &str, e: std::io::Error| format!("{what} {}: {e}", file.display());
+    let err =
+        |what: &str, e: std::io::Error| Error::failure(format!("{what} {}: {e}", file.display()));
     let dir = file.parent().unwrap_or(Path::new("/"));
     std::fs::create_dir_all(dir).map_err(|e| err("creating the directory of", e))?;
     let mut tmp_name = file.file_name().unwrap_or_default().to_owned();
@@ -329,4 +300,68 @@ pub fn persist(file: &Path, limits: &Limits) -> Result<(), String> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::Verdict;
+    use crate::snapshot::Snapshot;
+
+    #[test]
+    fn planned_sets_are_found_in_one_walk_or_the_plan_is_refused() {
+        let limits = Limits {
+            semmsl: 250,
+            semmns: 32_000,
+            semopm: 32,
+            semmni: 128,
+        };
+        let set = |semid| SemSet {
+            semid,
+            stat: crate::sysv::SetStat {
+                key: 0x0D4D_0000 + semid,
+                nsems: 1,
+                mode: 0o600,
+                uid: 0,
+                cuid: 0,
+                otime: 0,
+                ctime: 0,
+            },
+            detail: Err("not read".into()),
+        };
+        let snap = Snapshot {
+            limits,
+            kernel_max_semmni: 32_768,
+            sets_in_use: 5,
+            sems_in_use: 5,
+            sets: [3, 8, 65_541, 12, 40].map(set).to_vec(),
+            privileged: true,
+            pid_namespace: PidNamespace::Initial,
+        };
+        let room = crate::plan::headroom(&limits, 5, 5, 0);
+        let plan = |remove: &[i32]| Plan {
+            sets: Vec::new(),
+            remove: remove.to_vec(),
+            raise: None,
+            before: room,
+            after: room,
+            verdict: Verdict::Ready,
+            rule: None,
+        };
+        let found = |remove: &[i32]| {
+            planned_sets(&snap, &plan(remove)).map(|v| v.iter().map(|s| s.semid).collect())
+        };
+        for ok in [&[][..], &[8], &[3, 65_541, 40], &[3, 8, 65_541, 12, 40]] {
+            assert_eq!(found(ok), Ok(ok.to_vec()));
+        }
+        // Not in the snapshot, or not in its order: never a guess.
+        for bad in [&[7][..], &[3, 99], &[12, 8], &[8, 8]] {
+            let e = found(bad).unwrap_err();
+            assert_eq!(e.code, crate::error::Code::Failure, "{bad:?}");
+            assert!(
+                e.message.contains("is in the plan but not in the snapshot"),
+                "{bad:?}"
+            );
+        }
+    }
 }

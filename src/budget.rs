@@ -78,10 +78,6 @@ impl Budget {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
-
     /// When removals stop: a margin (a quarter of the budget at most)
     /// before the deadline, so that the raise still fits.
     pub fn removal_deadline(&self) -> Instant {

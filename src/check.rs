@@ -113,11 +113,12 @@ fn threshold(semmni: u32, percent: u64) -> u64 {
 /// cookies marked).
 pub fn judge(snap: &Snapshot, plan: &Plan, rules: &Rules) -> Verdict {
     let l = &snap.limits;
-    let (residual, busy, stuck) = (
-        plan.count("residual"),
-        plan.count("busy"),
-        plan.count("stuck"),
-    );
+    let crate::plan::Counts {
+        residual,
+        busy,
+        stuck,
+        ..
+    } = plan.counts();
     let unseen = snap.sets.iter().filter(|s| s.detail.is_err()).count();
     let mut state = State::Ok;
     let mut problems: Vec<String> = Vec::new();
@@ -319,13 +320,13 @@ pub fn main(a: &CheckArgs) -> i32 {
     });
     let p = Params {
         policy: Policy::Report,
-        min_age: a.classify.min_age.as_secs(),
+        min_age: a.age.min_age.as_secs(),
         reserve: a.reserve.reserve,
         max_semmni: None,
         semmni: None,
     };
     let verdict =
-        read(&p, a.classify.stuck_after.as_secs()).map(|(snap, plan)| judge(&snap, &plan, &rules));
+        read(&p, a.age.stuck_after.as_secs()).map(|(snap, plan)| judge(&snap, &plan, &rules));
     budget.disarm();
     match verdict {
         Ok(v) => print(format, &v),
@@ -337,9 +338,9 @@ pub fn main(a: &CheckArgs) -> i32 {
 }
 
 fn read(p: &Params, stuck_after: u64) -> Result<(Snapshot, Plan), String> {
-    let snap = crate::snapshot::read(ReadOptions::default()).map_err(|e| e.message)?;
+    let snap = crate::snapshot::read(ReadOptions::default()).map_err(|e| e.to_string())?;
     let now = crate::run::now();
-    let mut plan = plan::plan(&snap, p, now)?;
+    let mut plan = plan::plan(&snap, p, now).map_err(|e| e.to_string())?;
     plan::mark_stuck(&mut plan, &snap, stuck_after, now);
     Ok((snap, plan))
 }

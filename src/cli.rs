@@ -69,8 +69,9 @@ pub enum Format {
     Prometheus,
 }
 
+/// What every command prints and logs.
 #[derive(Args, Debug, Clone)]
-pub struct Output {
+pub struct OutputArgs {
     /// Print one JSON document on stdout instead of text
     #[arg(long, env = "SEMPREP_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
@@ -88,8 +89,9 @@ pub struct Output {
     pub quiet: bool,
 }
 
+/// The age below which a cookie counts as busy.
 #[derive(Args, Debug, Clone)]
-pub struct Classify {
+pub struct AgeArgs {
     /// A cookie untouched for less than this is busy, not residual (0, 90s, 5m, 1h)
     #[arg(long, env = "SEMPREP_MIN_AGE", default_value = "5m", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub min_age: Duration,
@@ -98,15 +100,17 @@ pub struct Classify {
     pub stuck_after: Duration,
 }
 
+/// The headroom the daemon needs.
 #[derive(Args, Debug, Clone)]
-pub struct Reserve {
+pub struct ReserveArgs {
     /// Free semaphore sets (and semaphores) the daemon needs (at most the kernel's maximum SEMMNI)
     #[arg(long, env = "SEMPREP_RESERVE", default_value_t = 32, value_parser = |t: &str| parse_count(t, 0, 1 << 31), allow_hyphen_values = true, value_name = "N")]
     pub reserve: u64,
 }
 
+/// Every state-changing command's: the dry run, the lock, the time budget.
 #[derive(Args, Debug, Clone)]
-pub struct Guard {
+pub struct ChangeArgs {
     /// Print the plan and change nothing
     #[arg(short = 'n', long, env = "SEMPREP_DRY_RUN", value_parser = BoolishValueParser::new())]
     pub dry_run: bool,
@@ -126,6 +130,7 @@ pub struct Guard {
     pub timeout: Duration,
 }
 
+/// The daemon whose liveness stops removals.
 #[derive(Args, Debug, Clone)]
 pub struct DaemonArgs {
     /// The daemon that must not be running while cookies are removed
@@ -139,8 +144,9 @@ pub struct DaemonArgs {
     pub force: bool,
 }
 
+/// How far a raise may go, and whether it is kept for the next boot.
 #[derive(Args, Debug, Clone)]
-pub struct Raising {
+pub struct RaisingArgs {
     /// Never raise SEMMNI above this [default: the kernel's maximum]
     #[arg(long, env = "SEMPREP_MAX_SEMMNI", value_name = "N", value_parser = parse_semmni, allow_hyphen_values = true)]
     pub max_semmni: Option<u32>,
@@ -152,8 +158,9 @@ pub struct Raising {
     pub persist_file: PathBuf,
 }
 
+/// The hooks' (run, exec): what semprep may change, and what fails the start.
 #[derive(Args, Debug, Clone)]
-pub struct Hook {
+pub struct HookArgs {
     /// What semprep may change
     #[arg(long, env = "SEMPREP_POLICY", value_enum, default_value_t = Policy::Auto)]
     pub policy: Policy,
@@ -162,25 +169,32 @@ pub struct Hook {
     pub strict: bool,
 }
 
+impl RaisingArgs {
+    /// The file --persist writes, if it is given.
+    pub(crate) fn persist_to(&self) -> Option<PathBuf> {
+        self.persist.then(|| self.persist_file.clone())
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
     #[command(flatten)]
-    pub hook: Hook,
+    pub hook: HookArgs,
     #[command(flatten)]
-    pub guard: Guard,
+    pub change: ChangeArgs,
     #[command(flatten)]
     pub daemon: DaemonArgs,
     #[command(flatten)]
-    pub classify: Classify,
+    pub age: AgeArgs,
     #[command(flatten)]
-    pub reserve: Reserve,
+    pub reserve: ReserveArgs,
     #[command(flatten)]
-    pub raising: Raising,
+    pub raising: RaisingArgs,
     /// Also write this run's outcome there, for node_exporter (Prometheus text, atomically)
     #[arg(long, env = "SEMPREP_METRICS_FILE", value_name = "FILE", value_parser = parse_output_file)]
     pub metrics_file: Option<PathBuf>,
     #[command(flatten)]
-    pub output: Output,
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -189,25 +203,25 @@ pub struct StatusArgs {
     #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
     pub timeout: Duration,
     #[command(flatten)]
-    pub classify: Classify,
+    pub age: AgeArgs,
     #[command(flatten)]
-    pub reserve: Reserve,
+    pub reserve: ReserveArgs,
     #[command(flatten)]
-    pub output: Output,
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct CleanArgs {
     #[command(flatten)]
-    pub guard: Guard,
+    pub change: ChangeArgs,
     #[command(flatten)]
     pub daemon: DaemonArgs,
     #[command(flatten)]
-    pub classify: Classify,
+    pub age: AgeArgs,
     #[command(flatten)]
-    pub reserve: Reserve,
+    pub reserve: ReserveArgs,
     #[command(flatten)]
-    pub output: Output,
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -216,13 +230,13 @@ pub struct RaiseArgs {
     #[arg(long, env = "SEMPREP_SEMMNI", value_name = "N", value_parser = parse_semmni, allow_hyphen_values = true)]
     pub semmni: Option<u32>,
     #[command(flatten)]
-    pub guard: Guard,
+    pub change: ChangeArgs,
     #[command(flatten)]
-    pub reserve: Reserve,
+    pub reserve: ReserveArgs,
     #[command(flatten)]
-    pub raising: Raising,
+    pub raising: RaisingArgs,
     #[command(flatten)]
-    pub output: Output,
+    pub output: OutputArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -280,9 +294,9 @@ pub struct CheckArgs {
     #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
     pub timeout: Duration,
     #[command(flatten)]
-    pub classify: Classify,
+    pub age: AgeArgs,
     #[command(flatten)]
-    pub reserve: Reserve,
+    pub reserve: ReserveArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -299,17 +313,17 @@ pub struct CompleteArgs {
     #[arg(long, requires = "semids")]
     pub force: bool,
     #[command(flatten)]
-    pub guard: Guard,
+    pub change: ChangeArgs,
     #[command(flatten)]
-    pub classify: Classify,
+    pub age: AgeArgs,
     #[command(flatten)]
-    pub output: Output,
+    pub output: OutputArgs,
 }
 
 /// A file a report is written to: its directory must exist; the file, when
 /// it exists, must be a regular file (never a symbolic link, a directory or
 /// a device), since it is replaced by a rename.
-pub fn parse_output_file(text: &str) -> Result<PathBuf, String> {
+pub(crate) fn parse_output_file(text: &str) -> Result<PathBuf, String> {
     let path = parse_path(text)?;
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -340,8 +354,24 @@ pub fn parse_output_file(text: &str) -> Result<PathBuf, String> {
     }
 }
 
+impl Command {
+    /// The command's output options: every command but `check`, whose
+    /// output is the monitoring plugin's.
+    pub fn output(&self) -> Option<&OutputArgs> {
+        Some(match self {
+            Command::Run(a) => &a.output,
+            Command::Exec(a) => &a.run.output,
+            Command::Status(a) => &a.output,
+            Command::Clean(a) => &a.output,
+            Command::Raise(a) => &a.output,
+            Command::Complete(a) => &a.output,
+            Command::Check(_) => return None,
+        })
+    }
+}
+
 /// Parses `0`, `90s`, `5m`, `1h`, `500ms`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let allowed =
         "expected a whole number with an optional unit ms, s, m or h, e.g. 0, 90s, 5m, 1h";
     let t = text.trim();
@@ -362,7 +392,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 
 /// The shortest `--timeout`: enough to read the state (kernel.sem, one
 /// SEM_STAT pass over 32768 sets) and act; less could never do anything.
-pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// A duration of at least `MIN_TIMEOUT`.
 fn parse_timeout(text: &str) -> Result<Duration, String> {
@@ -378,7 +408,7 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
 }
 
 /// A whole number in `min..=max`.
-pub fn parse_count(text: &str, min: u64, max: u64) -> Result<u64, String> {
+pub(crate) fn parse_count(text: &str, min: u64, max: u64) -> Result<u64, String> {
     text.trim()
         .parse::<u64>()
         .ok()
@@ -403,7 +433,7 @@ fn parse_path(text: &str) -> Result<PathBuf, String> {
 /// subcommand or a top-level flag (help, version) comes first. A first word
 /// that is not an option is left for clap: `run` takes no positionals, so
 /// it can only be a mistyped command, and clap names the nearest one.
-pub fn with_default_command(mut args: Vec<OsString>) -> Vec<OsString> {
+pub(crate) fn with_default_command(mut args: Vec<OsString>) -> Vec<OsString> {
     let first = args.get(1).map(|a| a.to_string_lossy());
     let top_level = ["-h", "--help", "-V", "--version"];
     if !first.is_some_and(|f| !f.starts_with('-') || top_level.contains(&&*f)) {
@@ -433,7 +463,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Cli, (Vec<OsString>, clap::Error)> {
 /// The whole command line as clap sees it, for help, man pages and shell
 /// completions: `Cli` with run's options in the top-level help, since
 /// `semprep` alone is `semprep run` and takes them.
-pub fn command() -> clap::Command {
+pub(crate) fn command() -> clap::Command {
     let top = Cli::command();
     let heading = *top.get_styles().get_header();
     let section = |options: clap::builder::StyledStr, rest: &str| {

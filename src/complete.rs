@@ -37,6 +37,7 @@ pub struct Target {
 /// marked). `Err` is bad input: a semid that is not a dm cookie, or not
 /// stuck without `force`. Nothing is completed unless every one is valid.
 pub fn targets(
+    snap: &Snapshot,
     plan: &plan::Plan,
     semids: &[i32],
     stuck: bool,
@@ -62,13 +63,15 @@ pub fn targets(
                  dm key prefix 0x0d4d): see `semprep status`"
             ));
         };
+        let set = snap.sets.iter().find(|s| s.semid == semid);
+        let why = |c: &Class| set.map_or(String::new(), |s| c.reasons_text(s, e.age));
         match &e.class {
-            Class::Foreign(why) => {
+            c @ Class::Lookalike(_) => {
                 return Err(format!(
                     "semid {semid} (key {}) is a look-alike, not a dm cookie ({}): semprep \
                      never touches it",
                     key_hex(e.key),
-                    why.join(", ")
+                    why(c)
                 ));
             }
             Class::Stuck(_) => {}
@@ -78,7 +81,7 @@ pub fn targets(
                      know its udev event is lost, with --force",
                     key_hex(e.key),
                     other.name(),
-                    other.reasons().join(", ")
+                    why(other)
                 ));
             }
             _ => {}
@@ -129,13 +132,16 @@ fn complete_one(
         done.skipped = Some("key changed: another set took the slot".into());
         return Ok(done);
     }
-    let class = plan::classify(&set, a.classify.min_age.as_secs(), snap.pid_namespace, now);
-    let stuck_after = a.classify.stuck_after.as_secs();
+    let class = plan::classify(&set, a.age.min_age.as_secs(), snap.pid_namespace, now);
+    let stuck_after = a.age.stuck_after.as_secs();
     let still = match plan::stuck(&set, &class, stuck_after, now) {
         Some(_) => None,
-        None if matches!(class, Class::Foreign(_)) => Some("no longer cookie-shaped".to_owned()),
+        None if matches!(class, Class::Lookalike(_)) => Some("no longer cookie-shaped".to_owned()),
         None if a.force => None,
-        None => Some(format!("no longer stuck ({})", class.reasons().join(", "))),
+        None => Some(format!(
+            "no longer stuck ({})",
+            class.reasons_text(&set, plan::age(&set, now))
+        )),
     };
     if let Some(why) = still {
         done.skipped = Some(why);
@@ -144,7 +150,7 @@ fn complete_one(
     let value =
         crate::sysv::get_val(t.semid).map_err(|e| format!("semctl({}, GETVAL): {e}", t.semid))?;
     done.value = value;
-    if a.guard.dry_run {
+    if a.change.dry_run {
         done.decrements = value.max(0);
         return Ok(done);
     }
@@ -237,9 +243,9 @@ pub fn main(a: &CompleteArgs) -> i32 {
     };
     let json = a.output.json;
     let report = if json {
-        document(&done, a.guard.dry_run, err.as_ref(), code)
+        document(&done, a.change.dry_run, err.as_ref(), code)
     } else if err.is_none() || !done.is_empty() {
-        text(&done, a.guard.dry_run)
+        text(&done, a.change.dry_run)
     } else {
         String::new()
     };
@@ -266,44 +272,40 @@ fn run(a: &CompleteArgs, done: &mut Vec<Done>) -> Result<(), Error> {
              `semprep status --format prometheus`'s",
         ));
     }
-    if !a.guard.dry_run && !nix::unistd::geteuid().is_root() {
+    if !a.change.dry_run && !nix::unistd::geteuid().is_root() {
         return Err(Error::usage(
             "semprep complete changes kernel state and needs root: run it as root, or look \
              first with `semprep complete --dry-run` or `semprep status`",
         ));
     }
-    let budget = crate::budget::Budget::start(a.guard.timeout, || {
+    let budget = crate::budget::Budget::start(a.change.timeout, || {
         let msg = format!("time budget (--timeout) ran out{}", crate::budget::during());
         error!("{msg}");
         std::process::exit(Code::Failure as i32)
     });
     // The lock, as for any change: no run removes or raises meanwhile.
-    let _lock = if a.guard.dry_run {
+    let _lock = if a.change.dry_run {
         None
     } else {
-        let wait = a.guard.lock_timeout.min(budget.remaining());
-        match crate::lock::acquire(&a.guard.lock_file, wait) {
-            Ok(g) => Some(g),
-            Err(crate::lock::LockError::BadPath(m)) => return Err(Error::usage(m)),
-            Err(crate::lock::LockError::Busy(m)) => return Err(Error::new(Code::Refused, m)),
-        }
+        let wait = a.change.lock_timeout.min(budget.remaining());
+        Some(crate::lock::acquire(&a.change.lock_file, wait)?)
     };
     let snap = snapshot::read(ReadOptions { values: true })?;
     let p = Params {
         policy: Policy::Report,
-        min_age: a.classify.min_age.as_secs(),
+        min_age: a.age.min_age.as_secs(),
         reserve: 0,
         max_semmni: None,
         semmni: None,
     };
     let now = crate::run::now();
-    let mut plan = plan::plan(&snap, &p, now).map_err(Error::usage)?;
-    plan::mark_stuck(&mut plan, &snap, a.classify.stuck_after.as_secs(), now);
-    let targets = targets(&plan, &a.semids, a.stuck, a.force).map_err(Error::usage)?;
+    let mut plan = plan::plan(&snap, &p, now)?;
+    plan::mark_stuck(&mut plan, &snap, a.age.stuck_after.as_secs(), now);
+    let targets = targets(&snap, &plan, &a.semids, a.stuck, a.force).map_err(Error::usage)?;
     let mut owners = Owners::default();
     for t in &targets {
         let d = complete_one(t, a, &snap, &mut owners).map_err(Error::failure)?;
-        if d.skipped.is_none() && !a.guard.dry_run {
+        if d.skipped.is_none() && !a.change.dry_run {
             info!(
                 "completed semid {} key {} ({})",
                 d.semid,

@@ -2,6 +2,7 @@
 //! live daemon could wake one of its device-mapper waiters too early, so a
 //! live daemon makes semprep refuse destructive actions (unless --force).
 
+use crate::error::Error;
 use crate::process;
 use std::fs::{File, OpenOptions};
 use std::io::Read;
@@ -73,8 +74,9 @@ fn not_alive(note: String) -> Liveness {
 
 /// Opens a pidfile for reading; `None` when there is none. Non-blocking, so
 /// that a FIFO in its place cannot hang the daemon's start, and only a
-/// regular file counts (a device such as /dev/zero would never end).
-fn open_pidfile(path: &Path) -> Result<Option<File>, String> {
+/// regular file counts (a device such as /dev/zero would never end). The
+/// error is why the pidfile is ignored: the liveness check never fails.
+fn open_pidfile(path: &Path) -> Result<Option<File>, Error> {
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -82,14 +84,36 @@ fn open_pidfile(path: &Path) -> Result<Option<File>, String> {
     {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot open it: {e}")),
+        Err(e) => return Err(Error::failure(format!("cannot open it: {e}"))),
     };
     match file.metadata() {
         Ok(m) if m.is_file() => Ok(Some(file)),
-        Ok(m) if m.is_dir() => Err("cannot read it: it is a directory".into()),
-        Ok(_) => Err("cannot read it: it is not a regular file".into()),
-        Err(e) => Err(format!("cannot stat it: {e}")),
+        Ok(m) if m.is_dir() => Err(Error::failure("cannot read it: it is a directory")),
+        Ok(_) => Err(Error::failure("cannot read it: it is not a regular file")),
+        Err(e) => Err(Error::failure(format!("cannot stat it: {e}"))),
     }
+}
+
+/// A pid is a few bytes: never read more than a page of whatever a pidfile
+/// holds.
+const MAX_PIDFILE: u64 = 4096;
+
+/// The pid in an open pidfile, or why there is none: the one read of a
+/// pidfile, bounded (`MAX_PIDFILE`), from the file already opened and
+/// checked by `open_pidfile`.
+fn read_pid(file: &File) -> Result<i32, Error> {
+    let mut text = String::new();
+    file.take(MAX_PIDFILE)
+        .read_to_string(&mut text)
+        .map_err(|e| Error::failure(format!("cannot read it: {e}")))?;
+    text.trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| {
+            let start: String = text.trim().chars().take(40).collect();
+            Error::failure(format!("no pid in it ({start:?})"))
+        })
 }
 
 /// dockerd writes its pid but does not lock the file: trust the pid only if
@@ -101,16 +125,9 @@ fn by_pidfile(path: &Path, comm: &str) -> Liveness {
         Ok(None) => return Liveness::NotAlive { note: None },
         Err(why) => return not_alive(format!("ignoring pidfile {shown}: {why}")),
     };
-    // A pid is a few bytes: never read more than a page of whatever it is.
-    let mut text = String::new();
-    if let Err(e) = file.take(4096).read_to_string(&mut text) {
-        return not_alive(format!("ignoring pidfile {shown}: cannot read it: {e}"));
-    }
-    let Some(pid) = text.trim().parse::<i32>().ok().filter(|p| *p > 0) else {
-        let start: String = text.trim().chars().take(40).collect();
-        return not_alive(format!(
-            "ignoring pidfile {shown}: no pid in it ({start:?})"
-        ));
+    let pid = match read_pid(&file) {
+        Ok(pid) => pid,
+        Err(why) => return not_alive(format!("ignoring pidfile {shown}: {why}")),
     };
     if !process::alive(pid) {
         return not_alive(format!(
@@ -161,13 +178,45 @@ fn by_fcntl_lock(path: &Path) -> Liveness {
     let pid = if lock.l_pid > 0 {
         lock.l_pid
     } else {
-        std::fs::read_to_string(path)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0)
+        read_pid(&file).unwrap_or(0)
     };
     Liveness::Alive {
         pid,
         what: format!("isulad (pid {pid}, holding the lock on {shown})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_pidfile_is_read_once_and_never_past_a_page() {
+        let path = std::env::temp_dir().join(format!("semprep-pidfile-{}", std::process::id()));
+        let padded = format!("{}42", " ".repeat(MAX_PIDFILE as usize));
+        // (content, the pid or part of why not)
+        let cases = [
+            ("4242\n", Ok(4242)),
+            (" 17 ", Ok(17)),
+            ("", Err("no pid in it")),
+            ("0\n", Err("no pid in it (\"0\")")),
+            ("-5", Err("no pid in it")),
+            ("dockerd", Err("no pid in it (\"dockerd\")")),
+            // The pid past the first page is never read.
+            (padded.as_str(), Err("no pid in it (\"\")")),
+        ];
+        for (content, want) in cases {
+            std::fs::File::create(&path)
+                .and_then(|mut f| f.write_all(content.as_bytes()))
+                .unwrap();
+            let file = open_pidfile(&path).unwrap().unwrap();
+            match (read_pid(&file), want) {
+                (Ok(pid), Ok(w)) => assert_eq!(pid, w, "{content:?}"),
+                (Err(e), Err(w)) => assert!(e.message.contains(w), "{content:?}: {e}"),
+                (got, want) => panic!("{content:?}: got {got:?}, want {want:?}"),
+            }
+        }
+        std::fs::remove_file(&path).unwrap();
     }
 }

@@ -13,11 +13,7 @@ use std::collections::BTreeMap;
 /// Why the limits were not raised, as the command or policy the operator
 /// chose and the caps have it.
 pub fn not_raised(snap: &Snapshot, p: &Params, command: &str) -> String {
-    let cap = p
-        .max_semmni
-        .unwrap_or(snap.kernel_max_semmni)
-        .min(snap.kernel_max_semmni);
-    why_not_raised(command, p.policy, cap)
+    why_not_raised(command, p.policy, p.semmni_cap(snap))
 }
 
 /// `not_raised` without the snapshot: the pure wording, table-tested.
@@ -99,7 +95,7 @@ pub fn short(
         "headroom still short: {}; {} removable, {} busy kept; {why}. {}",
         what.join("; "),
         plural(plan.remove.len(), "residual cookie"),
-        plan.count("busy") + plan.count("stuck"), // stuck ones are kept too
+        plan.counts().busy + plan.counts().stuck, // stuck ones are kept too
         fix.join(". "),
     )
 }
@@ -167,12 +163,13 @@ pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {
         info!("{line}");
     }
     if !applied.removed.is_empty() {
+        let counts = plan.counts();
         info!(
             "removed {} ({} busy kept, {} left alone); \
              semaphore sets in use {} -> {} of SEMMNI {}",
             plural(applied.removed.len(), "residual dm cookie"),
-            plan.count("busy") + plan.count("stuck"), // stuck ones are kept too
-            plural(plan.count("foreign"), "look-alike set"),
+            counts.busy + counts.stuck, // stuck ones are kept too
+            plural(counts.lookalike, "look-alike set"),
             snap.sets_in_use,
             snap.sets_in_use
                 .saturating_sub(applied.removed.len() as u64),

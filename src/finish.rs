@@ -12,10 +12,12 @@ use crate::snapshot::Snapshot;
 use log::{error, info};
 use std::ffi::OsString;
 
-/// How a command ends: its name, its hook policy, and what it prints.
-pub(crate) struct Out<'a> {
+/// How a command ends: its name, its hook policy, and what it prints. Owned
+/// and `Copy`, so the time budget's watchdog can keep one.
+#[derive(Clone, Copy)]
+pub(crate) struct Out {
     pub command: &'static str,
-    pub params: &'a Params,
+    pub params: Params,
     pub json: bool,
     /// run and exec: semprep's own faults do not fail the daemon's start.
     pub hook: bool,
@@ -24,6 +26,7 @@ pub(crate) struct Out<'a> {
     pub text: Text,
 }
 
+#[derive(Clone, Copy)]
 pub(crate) enum Text {
     Status,
     Plan,
@@ -75,15 +78,28 @@ pub(crate) fn conclude(out: &Out, result: Result<Code, Error>, found: &Found) ->
     }
 }
 
-/// Logs the error and maps it to the exit code: in run and exec only
-/// "certainly cannot start" and bad input fail.
+/// Logs the error and maps it to the exit code (`Out::exit_code`).
 fn hook_policy(out: &Out, e: &Error) -> i32 {
-    if out.hook && !out.strict && matches!(e.code, Code::Failure | Code::Refused) {
+    if out.forgives(e) {
         error!("{e}; letting the daemon start anyway (--strict would fail instead)");
-        0
     } else {
         error!("{e}");
-        e.code as i32
+    }
+    out.exit_code(e)
+}
+
+impl Out {
+    /// The one place an error becomes an exit code: its own code, except
+    /// where the hook policy forgives it (docs/design.md §5).
+    pub(crate) fn exit_code(&self, e: &Error) -> i32 {
+        if self.forgives(e) { 0 } else { e.code as i32 }
+    }
+
+    /// The hook policy: in run and exec only "certainly cannot start" and
+    /// bad input fail, unless --strict; semprep's own faults and a busy
+    /// lock let the daemon start.
+    pub(crate) fn forgives(&self, e: &Error) -> bool {
+        self.hook && !self.strict && matches!(e.code, Code::Failure | Code::Refused)
     }
 }
 
@@ -94,7 +110,7 @@ fn report(out: &Out, found: &Found, error: Option<&Error>, code: i32) -> std::io
     if out.json {
         return crate::json::emit_json(&JsonDoc {
             command: Some(out.command),
-            params: Some(out.params),
+            params: Some(&out.params),
             snap,
             plan,
             applied: found.applied.as_ref(),
@@ -153,6 +169,9 @@ fn prometheus(
 /// --json or SEMPREP_JSON, stdout also gets the one JSON document, with
 /// `exit_code` 2: a caller that asked for JSON reads stdout.
 pub fn usage_error(args: &[OsString], e: clap::Error) -> i32 {
+    if args.get(1).is_some_and(|a| a == "check") {
+        return crate::check::usage_error(args, e);
+    }
     if !e.use_stderr() {
         e.exit();
     }
@@ -196,18 +215,21 @@ fn json_requested(args: &[OsString]) -> bool {
     })
 }
 
-/// The time budget's watchdog ran out: under --json, the error document.
-/// The main thread writes its report only after disarming the budget, so
-/// none is on stdout yet (and `report::emit_bytes` would drop a second).
-/// The snapshot stays with the main thread: the document has no sets.
-pub(crate) fn expired(out: &Out, message: &str, exit_code: i32) {
-    if !out.json {
-        return;
-    }
+/// The time budget's watchdog ran out, semprep's own failure: returns the
+/// exit code the hook policy gives it and, under --json, writes the error
+/// document. The main thread writes its report only after disarming the
+/// budget, so none is on stdout yet (and `report::emit_bytes` would drop a
+/// second). The snapshot stays with the main thread: the document has no
+/// sets. The caller logs, and exits or starts the program.
+pub(crate) fn expired(out: &Out, message: &str) -> i32 {
     let error = Error::failure(message);
+    let exit_code = out.exit_code(&error);
+    if !out.json {
+        return exit_code;
+    }
     let doc = JsonDoc {
         command: Some(out.command),
-        params: Some(out.params),
+        params: Some(&out.params),
         error: Some(&error),
         exit_code,
         ..JsonDoc::default()
@@ -215,4 +237,5 @@ pub(crate) fn expired(out: &Out, message: &str, exit_code: i32) {
     if let Err(e) = crate::json::emit_json(&doc) {
         error!("cannot write the report to stdout: {e}");
     }
+    exit_code
 }

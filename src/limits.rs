@@ -4,7 +4,6 @@
 //! wrappers at the bottom add the path.
 
 use crate::error::Error;
-use serde::Serialize;
 use std::fmt;
 use std::path::Path;
 
@@ -16,7 +15,7 @@ pub const IPCMNI: u32 = 1 << 15;
 pub const IPCMNI_EXTENDED: u32 = 1 << 24;
 
 /// The four fields of `/proc/sys/kernel/sem`, in the file's order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Max semaphores per set.
     pub semmsl: u32,
@@ -58,15 +57,16 @@ impl fmt::Display for Limits {
 }
 
 /// Parses the file's content: exactly four non-negative 32-bit integers
-/// (the kernel stores them as C `int`).
-pub fn parse(text: &str) -> Result<Limits, String> {
+/// (the kernel stores them as C `int`). Anything else is bad input (exit 2:
+/// nothing is changed on a host whose limits semprep cannot understand).
+pub fn parse(text: &str) -> Result<Limits, Error> {
     let fields: Vec<&str> = text.split_whitespace().collect();
     if fields.len() != 4 {
-        return Err(format!(
+        return Err(Error::usage(format!(
             "expected 4 numbers (SEMMSL SEMMNS SEMOPM SEMMNI), found {}: {:?}",
             fields.len(),
             text.trim()
-        ));
+        )));
     }
     let mut v = [0u32; 4];
     for (slot, (field, name)) in v
@@ -78,10 +78,10 @@ pub fn parse(text: &str) -> Result<Limits, String> {
             .ok()
             .filter(|n| *n <= i32::MAX as u32)
             .ok_or_else(|| {
-                format!(
+                Error::usage(format!(
                     "{name} is {field:?}, expected a number from 0 to {}",
                     i32::MAX
-                )
+                ))
             })?;
     }
     Ok(Limits {
@@ -102,12 +102,11 @@ pub fn kernel_max_semmni(cmdline: &str) -> u32 {
 }
 
 /// Reads and parses the file. Content the kernel should never produce is
-/// bad input (exit 2: nothing is changed on a host whose limits semprep
-/// cannot understand); an unreadable file is semprep's own failure.
+/// bad input (`parse`); an unreadable file is semprep's own failure.
 pub fn read(path: &Path) -> Result<Limits, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::failure(format!("cannot read {}: {e}", path.display())))?;
-    parse(&text).map_err(|e| Error::usage(format!("malformed {}: {e}", path.display())))
+    parse(&text).map_err(|e| e.context(format_args!("malformed {}", path.display())))
 }
 
 /// Writes all four fields in one `write`, so the kernel applies them
@@ -153,7 +152,7 @@ mod tests {
         ];
         for (text, want) in cases {
             let err = parse(text).unwrap_err();
-            assert!(err.contains(want), "{text:?}: {err}");
+            assert!(err.message.contains(want), "{text:?}: {err}");
         }
     }
 

@@ -21,10 +21,10 @@
 mod dir;
 mod file;
 
+use crate::error::Error;
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, fcntl};
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -34,14 +34,6 @@ use std::time::{Duration, Instant};
 pub struct LockGuard {
     file: File,
     path: PathBuf,
-}
-
-#[derive(Debug)]
-pub enum LockError {
-    /// The path is unsafe or unusable: bad input (exit 2).
-    BadPath(String),
-    /// Someone else held the lock for the whole wait (exit 4).
-    Busy(String),
 }
 
 /// A write lock on the whole file (l_start 0, l_len 0 from SEEK_SET).
@@ -90,25 +82,26 @@ fn shown(wait: Duration) -> String {
 }
 
 /// Takes the lock, waiting at most `wait`. F_SETLKW has no timeout, so the
-/// wait polls F_SETLK with a growing pause.
-pub fn acquire(path: &Path, wait: Duration) -> Result<LockGuard, LockError> {
+/// wait polls F_SETLK with a growing pause. An unsafe or unusable path is
+/// bad input (exit 2); a lock someone else held for the whole wait is a
+/// refusal (exit 4).
+pub fn acquire(path: &Path, wait: Duration) -> Result<LockGuard, Error> {
     let deadline = Instant::now() + wait;
-    let dir = dir::secure(path).map_err(LockError::BadPath)?;
-    let path = dir.join(file::name(path).map_err(LockError::BadPath)?);
+    let dir = dir::secure(path).map_err(Error::usage)?;
+    let path = dir.join(file::name(path).map_err(Error::usage)?);
     // Each round opens the file at the path afresh: another semprep may
     // have replaced a file that others could open (see `file`) meanwhile.
     for _ in 0..100 {
-        let file = file::open(&path).map_err(LockError::BadPath)?;
+        let file = file::open(&path).map_err(Error::usage)?;
         let mut pause = Duration::from_millis(5);
         loop {
-            let taken = try_lock(&file).map_err(|e| {
-                LockError::BadPath(format!("fcntl(F_SETLK) on {}: {e}", path.display()))
-            })?;
+            let taken = try_lock(&file)
+                .map_err(|e| Error::usage(format!("fcntl(F_SETLK) on {}: {e}", path.display())))?;
             if taken {
                 break;
             }
             if Instant::now() >= deadline {
-                return Err(LockError::Busy(format!(
+                return Err(Error::refused(format!(
                     "lock file {} is {} (waited {})",
                     path.display(),
                     holder(&file),
@@ -124,7 +117,7 @@ pub fn acquire(path: &Path, wait: Duration) -> Result<LockGuard, LockError> {
         }
         // Dropping `file` releases the lock on the replaced file.
     }
-    Err(LockError::Busy(format!(
+    Err(Error::refused(format!(
         "lock file {} was replaced 100 times while semprep tried to lock it",
         path.display()
     )))
@@ -134,9 +127,11 @@ impl LockGuard {
     /// Lets the descriptor survive `execve`, so the exec'd program's process
     /// keeps the record lock. Its children inherit the descriptor, not the
     /// lock.
-    pub fn inherit_across_exec(&self) -> std::io::Result<()> {
+    pub fn inherit_across_exec(&self) -> Result<(), Error> {
         use nix::fcntl::FdFlag;
-        fcntl(&self.file, FcntlArg::F_SETFD(FdFlag::empty()))?;
+        fcntl(&self.file, FcntlArg::F_SETFD(FdFlag::empty())).map_err(|e| {
+            Error::failure(format!("fcntl(F_SETFD) on {}: {e}", self.path.display()))
+        })?;
         Ok(())
     }
 
@@ -152,9 +147,5 @@ impl LockGuard {
     /// The lock file, its directory resolved (no symbolic links).
     pub fn path(&self) -> &Path {
         &self.path
-    }
-
-    pub fn fd(&self) -> i32 {
-        self.file.as_raw_fd()
     }
 }

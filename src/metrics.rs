@@ -13,15 +13,6 @@ use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-/// The `class` label of `semprep_dm_cookies`, and the plan's class it
-/// counts (the look-alike sets are the plan's "foreign" class).
-pub const CLASSES: [(&str, &str); 4] = [
-    ("residual", "residual"),
-    ("busy", "busy"),
-    ("stuck", "stuck"),
-    ("lookalike", "foreign"),
-];
-
 fn family(out: &mut String, name: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
 }
@@ -78,12 +69,15 @@ pub fn status(snap: &Snapshot, plan: &Plan, now: i64) -> String {
         "semprep_dm_cookies",
         "Device-mapper udev cookies (and look-alike sets) by class.",
     );
-    for (label, class) in CLASSES {
-        let _ = writeln!(
-            out,
-            "semprep_dm_cookies{{class=\"{label}\"}} {}",
-            plan.count(class)
-        );
+    let n = plan.counts();
+    let classes = [
+        ("residual", n.residual),
+        ("busy", n.busy),
+        ("stuck", n.stuck),
+        ("lookalike", n.lookalike),
+    ];
+    for (class, count) in classes {
+        let _ = writeln!(out, "semprep_dm_cookies{{class=\"{class}\"}} {count}");
     }
     g(
         &mut out,
@@ -94,7 +88,7 @@ pub fn status(snap: &Snapshot, plan: &Plan, now: i64) -> String {
     let oldest = plan
         .sets
         .iter()
-        .filter(|e| e.class.name() == "residual")
+        .filter(|e| e.class == crate::plan::Class::Residual)
         .map(|e| e.age)
         .max()
         .unwrap_or(0);

@@ -1,11 +1,11 @@
 //! Classification and planning: pure functions of (snapshot, policy, now).
 
+use crate::error::Error;
 use crate::limits::Limits;
 use crate::snapshot::{Owner, PidNamespace, SemSet, Snapshot};
-use serde::Serialize;
+use std::fmt;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Policy {
     /// Remove residual cookies, then raise the limit if headroom is short.
     Auto,
@@ -39,108 +39,251 @@ pub struct Params {
     pub semmni: Option<u32>,
 }
 
+impl Params {
+    /// The highest SEMMNI a raise may write: --max-semmni, but never above
+    /// the kernel's maximum.
+    pub(crate) fn semmni_cap(&self, snap: &Snapshot) -> u32 {
+        self.max_semmni
+            .unwrap_or(snap.kernel_max_semmni)
+            .min(snap.kernel_max_semmni)
+    }
+}
+
 /// What a dm-magic set is, with every reason that applies.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "class", content = "reasons", rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
-    /// Not shaped exactly like a libdm cookie: never touched.
-    Foreign(Vec<String>),
+    /// A look-alike: the dm key prefix, but not shaped exactly like a libdm
+    /// cookie. Never touched.
+    Lookalike(Reasons),
     /// A cookie that is provably dead.
     Residual,
     /// A cookie that may still be in use.
-    Busy(Vec<String>),
+    Busy(Reasons),
     /// A cookie with waiters whose udev completion will never come (idle
     /// past --stuck-after): busy for `run` and `clean`, which never touch
     /// it; `semprep complete` releases its waiters.
-    Stuck(Vec<String>),
+    Stuck(Reasons),
 }
 
 impl Class {
-    pub fn name(&self) -> &'static str {
+    /// The class in the `--json` document (`"class"`).
+    pub(crate) fn name(&self) -> &'static str {
         match self {
-            Class::Foreign(_) => "foreign",
+            Class::Lookalike(_) => "lookalike",
             Class::Residual => "residual",
             Class::Busy(_) => "busy",
             Class::Stuck(_) => "stuck",
         }
     }
-    pub fn reasons(&self) -> &[String] {
+    /// The class in text for operators (`status`'s CLASS column).
+    pub(crate) fn label(&self) -> &'static str {
         match self {
-            Class::Foreign(r) | Class::Busy(r) | Class::Stuck(r) => r,
-            Class::Residual => &[],
+            Class::Lookalike(_) => "look-alike",
+            other => other.name(),
+        }
+    }
+    /// The reasons, in an operator's words, with the facts of `set` (the
+    /// set this class was found for, idle for `age` seconds).
+    pub fn reasons<'a>(&self, set: &'a SemSet, age: u64) -> impl Iterator<Item = Said<'a>> {
+        let reasons = match self {
+            Class::Lookalike(r) | Class::Busy(r) | Class::Stuck(r) => *r,
+            Class::Residual => Reasons::default(),
+        };
+        reasons.iter().map(move |reason| Said { reason, set, age })
+    }
+    /// `reasons`, joined by ", ".
+    pub fn reasons_text(&self, set: &SemSet, age: u64) -> String {
+        let words: Vec<String> = self.reasons(set, age).map(|r| r.to_string()).collect();
+        words.join(", ")
+    }
+}
+
+/// Why a set is not a residual cookie. Only the kind is kept: the words
+/// come from the set itself (`Said`), so a plan holds no string per set
+/// (at 30,000 busy cookies, strings were 4 MB of `status --json`'s peak
+/// memory: BENCHMARKS.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    // Look-alike: not shaped like a libdm cookie.
+    KeyPrefix,
+    KeyBase,
+    Nsems,
+    Mode,
+    OwnerUid,
+    CreatorUid,
+    // Busy: a cookie that may be in use.
+    Unreadable,
+    Waiters,
+    OwnerAlive,
+    /// GETPID 0 from a child pid namespace.
+    OwnerUnseen,
+    /// GETPID 0 and /proc/self/ns/pid unreadable.
+    OwnerUnseenNoProc,
+    Young,
+    /// Waiters idle past --stuck-after.
+    Stuck,
+}
+
+impl Reason {
+    /// In the order reasons are listed.
+    const ALL: [Reason; 13] = [
+        Reason::KeyPrefix,
+        Reason::KeyBase,
+        Reason::Nsems,
+        Reason::Mode,
+        Reason::OwnerUid,
+        Reason::CreatorUid,
+        Reason::Unreadable,
+        Reason::Waiters,
+        Reason::OwnerAlive,
+        Reason::OwnerUnseen,
+        Reason::OwnerUnseenNoProc,
+        Reason::Young,
+        Reason::Stuck,
+    ];
+}
+
+/// A set of `Reason`s.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reasons(u16);
+
+impl Reasons {
+    fn add(&mut self, r: Reason) {
+        self.0 |= 1 << r as u16;
+    }
+    fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// In the order they are listed.
+    fn iter(self) -> impl Iterator<Item = Reason> {
+        Reason::ALL
+            .into_iter()
+            .filter(move |&r| self.0 & 1 << r as u16 != 0)
+    }
+}
+
+impl FromIterator<Reason> for Reasons {
+    fn from_iter<I: IntoIterator<Item = Reason>>(iter: I) -> Self {
+        let mut reasons = Reasons::default();
+        iter.into_iter().for_each(|r| reasons.add(r));
+        reasons
+    }
+}
+
+/// A reason in an operator's words: `waiters (1 for zero, 0 for
+/// increase)`, `owner-alive (pid 7, lvcreate)`, `young (12s)`.
+pub struct Said<'a> {
+    reason: Reason,
+    set: &'a SemSet,
+    age: u64,
+}
+
+impl fmt::Display for Said<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.set.stat;
+        let detail = self.set.detail.as_ref();
+        match (self.reason, detail) {
+            (Reason::KeyPrefix, _) => write!(f, "key prefix 0x{:04x}", s.key as u32 >> 16),
+            (Reason::KeyBase, _) => f.write_str("key base 0"),
+            (Reason::Nsems, _) => write!(f, "nsems {}", s.nsems),
+            (Reason::Mode, _) => write!(f, "mode {:04o}", s.mode & 0o7777),
+            (Reason::OwnerUid, _) => write!(f, "owner uid {}", s.uid),
+            (Reason::CreatorUid, _) => write!(f, "creator uid {}", s.cuid),
+            (Reason::Unreadable, Err(why)) => write!(f, "unreadable ({why})"),
+            (Reason::Waiters, Ok(d)) => {
+                write!(f, "waiters ({} for zero, {} for increase)", d.zcnt, d.ncnt)
+            }
+            (Reason::OwnerAlive, Ok(d)) => match &d.owner {
+                Owner::Alive { pid, comm } => write!(f, "owner-alive (pid {pid}, {comm})"),
+                _ => f.write_str("owner-alive"),
+            },
+            (Reason::OwnerUnseen, _) => f.write_str(
+                "owner-unseen (semprep runs in a child pid namespace: the last-op pid is not \
+                 visible; run it in the host's pid namespace)",
+            ),
+            (Reason::OwnerUnseenNoProc, _) => f.write_str(
+                "owner-unseen (/proc/self/ns/pid is unreadable, so the last-op pid may be one \
+                 semprep cannot see; run it in the host's pid namespace with /proc mounted)",
+            ),
+            (Reason::Young, _) => write!(f, "young ({}s)", self.age),
+            (Reason::Stuck, _) => write!(
+                f,
+                "stuck (idle {}: udev will not complete it; `semprep complete {}` wakes the \
+                 waiters)",
+                crate::report::human_age(self.age),
+                self.set.semid
+            ),
+            // Only for a set other than the one classified: the bare word.
+            (Reason::Unreadable, Ok(_)) => f.write_str("unreadable"),
+            (Reason::Waiters, Err(_)) => f.write_str("waiters"),
+            (Reason::OwnerAlive, Err(_)) => f.write_str("owner-alive"),
         }
     }
 }
 
 /// Seconds since the set was last operated on or changed.
-pub fn age(set: &SemSet, now: i64) -> u64 {
+pub(crate) fn age(set: &SemSet, now: i64) -> u64 {
     let last = set.stat.otime.max(set.stat.ctime);
     now.saturating_sub(last).max(0) as u64
 }
 
 /// Why a GETPID of 0 proves nothing when semprep is not in the host's pid
 /// namespace, or `None` when it does (the owner is gone, or never was).
-fn owner_unseen(pid_ns: PidNamespace) -> Option<&'static str> {
+fn owner_unseen(pid_ns: PidNamespace) -> Option<Reason> {
     match pid_ns {
         PidNamespace::Initial => None,
-        PidNamespace::Child => Some(
-            "owner-unseen (semprep runs in a child pid namespace: the last-op pid is not \
-             visible; run it in the host's pid namespace)",
-        ),
-        PidNamespace::Unknown => Some(
-            "owner-unseen (/proc/self/ns/pid is unreadable, so the last-op pid may be one \
-             semprep cannot see; run it in the host's pid namespace with /proc mounted)",
-        ),
+        PidNamespace::Child => Some(Reason::OwnerUnseen),
+        PidNamespace::Unknown => Some(Reason::OwnerUnseenNoProc),
     }
 }
 
 /// Classifies a set whose key carries the dm magic (docs/design.md §3).
 /// `pid_ns` is the reader's pid namespace: outside the initial one a
 /// GETPID of 0 may hide a live owner.
-pub fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> Class {
+pub(crate) fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> Class {
     let s = &set.stat;
-    let mut foreign = Vec::new();
+    let mut lookalike = Reasons::default();
     if !crate::snapshot::has_cookie_magic(s.key) {
-        foreign.push(format!("key prefix 0x{:04x}", s.key as u32 >> 16));
+        lookalike.add(Reason::KeyPrefix);
     } else if s.key as u32 & 0xffff == 0 {
-        foreign.push("key base 0".to_owned());
+        lookalike.add(Reason::KeyBase);
     }
     if s.nsems != 1 {
-        foreign.push(format!("nsems {}", s.nsems));
+        lookalike.add(Reason::Nsems);
     }
     if s.mode & 0o7777 != 0o600 {
-        foreign.push(format!("mode {:04o}", s.mode & 0o7777));
+        lookalike.add(Reason::Mode);
     }
     if s.uid != 0 {
-        foreign.push(format!("owner uid {}", s.uid));
+        lookalike.add(Reason::OwnerUid);
     }
     if s.cuid != 0 {
-        foreign.push(format!("creator uid {}", s.cuid));
+        lookalike.add(Reason::CreatorUid);
     }
-    if !foreign.is_empty() {
-        return Class::Foreign(foreign);
+    if !lookalike.is_empty() {
+        return Class::Lookalike(lookalike);
     }
 
-    let mut busy = Vec::new();
+    let mut busy = Reasons::default();
     match &set.detail {
-        Err(why) => busy.push(format!("unreadable ({why})")),
+        Err(_) => busy.add(Reason::Unreadable),
         Ok(d) => {
             if d.zcnt > 0 || d.ncnt > 0 {
-                busy.push(format!(
-                    "waiters ({} for zero, {} for increase)",
-                    d.zcnt, d.ncnt
-                ));
+                busy.add(Reason::Waiters);
             }
-            match &d.owner {
-                Owner::Alive { pid, comm } => busy.push(format!("owner-alive (pid {pid}, {comm})")),
-                Owner::Unknown => busy.extend(owner_unseen(pid_ns).map(str::to_owned)),
+            match d.owner {
+                Owner::Alive { .. } => busy.add(Reason::OwnerAlive),
+                Owner::Unknown => {
+                    if let Some(r) = owner_unseen(pid_ns) {
+                        busy.add(r);
+                    }
+                }
                 Owner::Gone { .. } => {}
             }
         }
     }
-    let age = age(set, now);
-    if age < min_age {
-        busy.push(format!("young ({age}s)"));
+    if age(set, now) < min_age {
+        busy.add(Reason::Young);
     }
     if busy.is_empty() {
         Class::Residual
@@ -151,34 +294,27 @@ pub fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i64) -> C
 
 /// The default `--stuck-after`: udev gives up on an event after 180 s, so a
 /// waiter idle this long past it will never be woken by udev.
-pub const DEFAULT_STUCK_AFTER: u64 = 600;
+pub(crate) const DEFAULT_STUCK_AFTER: u64 = 600;
 
 /// A busy cookie with waiters for zero, idle at least `stuck_after`
 /// seconds, is stuck: libdm's `dm_udev_wait` blocks until udev completes
 /// the cookie, and udev gave up long ago (docs/design.md §3). `None` when
 /// the class stays as it is.
-pub fn stuck(set: &SemSet, class: &Class, stuck_after: u64, now: i64) -> Option<Class> {
+pub(crate) fn stuck(set: &SemSet, class: &Class, stuck_after: u64, now: i64) -> Option<Class> {
     let (Class::Busy(reasons), Ok(d)) = (class, &set.detail) else {
         return None;
     };
-    let idle = age(set, now);
-    if d.zcnt <= 0 || idle < stuck_after {
+    if d.zcnt <= 0 || age(set, now) < stuck_after {
         return None;
     }
-    let mut reasons = reasons.clone();
-    reasons.push(format!(
-        "stuck (idle {}, past --stuck-after {}: udev will not complete it; \
-         `semprep complete {}` wakes the waiters)",
-        crate::report::human_age(idle),
-        crate::report::human_age(stuck_after),
-        set.semid
-    ));
+    let mut reasons = *reasons;
+    reasons.add(Reason::Stuck);
     Some(Class::Stuck(reasons))
 }
 
 /// Marks the plan's stuck cookies (`stuck`). Stuck cookies are never in
 /// `plan.remove`: only residual ones are.
-pub fn mark_stuck(plan: &mut Plan, snap: &Snapshot, stuck_after: u64, now: i64) {
+pub(crate) fn mark_stuck(plan: &mut Plan, snap: &Snapshot, stuck_after: u64, now: i64) {
     for (entry, set) in plan.sets.iter_mut().zip(&snap.sets) {
         debug_assert_eq!(entry.semid, set.semid);
         if let Some(class) = stuck(set, &entry.class, stuck_after, now) {
@@ -190,17 +326,17 @@ pub fn mark_stuck(plan: &mut Plan, snap: &Snapshot, stuck_after: u64, now: i64) 
 /// libdm asks for one semaphore per set (a cookie) and one operation per
 /// semop: a SEMMSL or SEMOPM below this makes every cookie fail (semget
 /// with EINVAL, semop with E2BIG).
-pub const LIBDM_MIN: u32 = 1;
+pub(crate) const LIBDM_MIN: u32 = 1;
 /// What a raise sets a SEMMSL below `LIBDM_MIN` to: the kernel's historic
 /// default (SEMMSL in include/uapi/linux/sem.h).
-pub const DEFAULT_SEMMSL: u32 = 250;
+pub(crate) const DEFAULT_SEMMSL: u32 = 250;
 /// What a raise sets a SEMOPM below `LIBDM_MIN` to: the kernel's historic
 /// default (SEMOPM in include/uapi/linux/sem.h).
-pub const DEFAULT_SEMOPM: u32 = 32;
+pub(crate) const DEFAULT_SEMOPM: u32 = 32;
 
 /// Free sets and semaphores, the per-set and per-call limits libdm needs,
 /// and whether that is enough.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Headroom {
     pub sets_in_use: u64,
     pub sems_in_use: u64,
@@ -213,7 +349,7 @@ pub struct Headroom {
     pub short: bool,
 }
 
-pub fn headroom(limits: &Limits, sets: u64, sems: u64, reserve: u64) -> Headroom {
+pub(crate) fn headroom(limits: &Limits, sets: u64, sems: u64, reserve: u64) -> Headroom {
     let free_sets = u64::from(limits.semmni).saturating_sub(sets);
     let free_sems = u64::from(limits.semmns).saturating_sub(sems);
     let semmsl_short = limits.semmsl < LIBDM_MIN;
@@ -229,8 +365,7 @@ pub fn headroom(limits: &Limits, sets: u64, sems: u64, reserve: u64) -> Headroom
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Headroom was enough already.
     Ready,
@@ -240,16 +375,15 @@ pub enum Verdict {
     Short,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub semid: i32,
     pub key: i32,
     pub age: u64,
-    #[serde(flatten)]
     pub class: Class,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Plan {
     /// Every dm-magic set, classified.
     pub sets: Vec<Entry>,
@@ -262,13 +396,30 @@ pub struct Plan {
     pub verdict: Verdict,
     /// How to raise, when the policy allows it: `apply` decides again with
     /// it from the real usage when the time budget ends the removals early.
-    #[serde(skip)]
     pub rule: Option<RaiseRule>,
 }
 
+/// How many of a plan's sets are in each class.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub residual: usize,
+    pub busy: usize,
+    pub lookalike: usize,
+    pub stuck: usize,
+}
+
 impl Plan {
-    pub fn count(&self, class: &str) -> usize {
-        self.sets.iter().filter(|e| e.class.name() == class).count()
+    pub(crate) fn counts(&self) -> Counts {
+        let mut n = Counts::default();
+        for e in &self.sets {
+            match e.class {
+                Class::Residual => n.residual += 1,
+                Class::Busy(_) => n.busy += 1,
+                Class::Lookalike(_) => n.lookalike += 1,
+                Class::Stuck(_) => n.stuck += 1,
+            }
+        }
+        n
     }
 }
 
@@ -307,7 +458,7 @@ impl RaiseRule {
     /// The limits to write so that `sets` and `sems` in use leave the
     /// reserve free, or `None` when `limits` already do (and no explicit
     /// target asks for more). Fields only ever rise.
-    pub fn raise(&self, limits: &Limits, sets: u64, sems: u64) -> Option<Limits> {
+    pub(crate) fn raise(&self, limits: &Limits, sets: u64, sems: u64) -> Option<Limits> {
         if !headroom(limits, sets, sems, self.reserve).short && self.semmni.is_none() {
             return None;
         }
@@ -324,33 +475,30 @@ impl RaiseRule {
     }
 }
 
-/// Plans what to remove and raise. `Err` is a usage error: an explicit
+/// Plans what to remove and raise. `Err` is bad input (exit 2): an explicit
 /// SEMMNI target the kernel or the current usage cannot accept, or a
 /// reserve no SEMMNI can leave free.
-pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, String> {
-    let cap = p
-        .max_semmni
-        .unwrap_or(snap.kernel_max_semmni)
-        .min(snap.kernel_max_semmni);
+pub fn plan(snap: &Snapshot, p: &Params, now: i64) -> Result<Plan, Error> {
+    let cap = p.semmni_cap(snap);
     if p.reserve > u64::from(snap.kernel_max_semmni) {
-        return Err(format!(
+        return Err(Error::usage(format!(
             "--reserve {} is above the kernel's maximum SEMMNI of {} (IPCMNI): no kernel.sem \
              can leave that many semaphore sets free; use a reserve from 0 to {}",
             p.reserve, snap.kernel_max_semmni, snap.kernel_max_semmni
-        ));
+        )));
     }
     if let Some(n) = p.semmni {
         if n > snap.kernel_max_semmni {
-            return Err(format!(
+            return Err(Error::usage(format!(
                 "--semmni {n} is above the kernel's maximum of {} (IPCMNI)",
                 snap.kernel_max_semmni
-            ));
+            )));
         }
         if u64::from(n) < snap.sets_in_use {
-            return Err(format!(
+            return Err(Error::usage(format!(
                 "--semmni {n} is below the {} semaphore sets in use",
                 snap.sets_in_use
-            ));
+            )));
         }
     }
 

@@ -1,6 +1,7 @@
 //! Table-driven tests of classification and planning: pure, no kernel.
 
 use super::*;
+use crate::error::Code;
 use crate::limits::Limits;
 use crate::snapshot::{Detail, Owner, PidNamespace, SemSet, Snapshot};
 use crate::sysv::SetStat;
@@ -48,67 +49,73 @@ fn classifies_every_shape_and_reason() {
         pid: 7,
         comm: "lvcreate".into(),
     };
-    let cases: Vec<(&str, SemSet, Class)> = vec![
-        ("dead owner", cookie(1), Class::Residual),
+    // (name, set, (class, reasons))
+    type Case = (
+        &'static str,
+        SemSet,
+        (&'static str, &'static [&'static str]),
+    );
+    let cases: Vec<Case> = vec![
+        ("dead owner", cookie(1), ("residual", &[])),
         (
             "no owner pid",
             with(cookie(1), |s| detail(s).owner = Owner::Unknown),
-            Class::Residual,
+            ("residual", &[]),
         ),
         (
             "other prefix",
             with(cookie(1), |s| s.stat.key = 0x0D4E_0001),
-            Class::Foreign(strings(&["key prefix 0x0d4e"])),
+            ("lookalike", &["key prefix 0x0d4e"]),
         ),
         (
             "base 0",
             with(cookie(0), |s| s.stat.key = 0x0D4D_0000),
-            Class::Foreign(strings(&["key base 0"])),
+            ("lookalike", &["key base 0"]),
         ),
         (
             "nsems 2",
             with(cookie(1), |s| s.stat.nsems = 2),
-            Class::Foreign(strings(&["nsems 2"])),
+            ("lookalike", &["nsems 2"]),
         ),
         (
             "mode 0666",
             with(cookie(1), |s| s.stat.mode = 0o666),
-            Class::Foreign(strings(&["mode 0666"])),
+            ("lookalike", &["mode 0666"]),
         ),
         (
             "non-root owner and creator",
             with(cookie(1), |s| (s.stat.uid, s.stat.cuid) = (1000, 1000)),
-            Class::Foreign(strings(&["owner uid 1000", "creator uid 1000"])),
+            ("lookalike", &["owner uid 1000", "creator uid 1000"]),
         ),
         (
             "chowned to root by a non-root creator",
             with(cookie(1), |s| s.stat.cuid = 1000),
-            Class::Foreign(strings(&["creator uid 1000"])),
+            ("lookalike", &["creator uid 1000"]),
         ),
         (
             "waiter for zero",
             with(cookie(1), |s| detail(s).zcnt = 1),
-            Class::Busy(strings(&["waiters (1 for zero, 0 for increase)"])),
+            ("busy", &["waiters (1 for zero, 0 for increase)"]),
         ),
         (
             "waiter for increase",
             with(cookie(1), |s| detail(s).ncnt = 2),
-            Class::Busy(strings(&["waiters (0 for zero, 2 for increase)"])),
+            ("busy", &["waiters (0 for zero, 2 for increase)"]),
         ),
         (
             "owner alive",
             with(cookie(1), |s| detail(s).owner = alive.clone()),
-            Class::Busy(strings(&["owner-alive (pid 7, lvcreate)"])),
+            ("busy", &["owner-alive (pid 7, lvcreate)"]),
         ),
         (
             "young by ctime",
             with(cookie(1), |s| s.stat.ctime = NOW - 10),
-            Class::Busy(strings(&["young (10s)"])),
+            ("busy", &["young (10s)"]),
         ),
         (
             "young by otime though created long ago",
             with(cookie(1), |s| s.stat.otime = NOW - 299),
-            Class::Busy(strings(&["young (299s)"])),
+            ("busy", &["young (299s)"]),
         ),
         (
             "every busy reason at once",
@@ -117,29 +124,33 @@ fn classifies_every_shape_and_reason() {
                 let d = detail(s);
                 (d.zcnt, d.owner) = (1, alive.clone());
             }),
-            Class::Busy(strings(&[
-                "waiters (1 for zero, 0 for increase)",
-                "owner-alive (pid 7, lvcreate)",
-                "young (0s)",
-            ])),
+            (
+                "busy",
+                &[
+                    "waiters (1 for zero, 0 for increase)",
+                    "owner-alive (pid 7, lvcreate)",
+                    "young (0s)",
+                ],
+            ),
         ),
         (
             "unreadable",
             with(cookie(1), |s| s.detail = Err("needs root".into())),
-            Class::Busy(strings(&["unreadable (needs root)"])),
+            ("busy", &["unreadable (needs root)"]),
         ),
         (
             "clock behind the set's times",
             with(cookie(1), |s| s.stat.ctime = NOW + 50),
-            Class::Busy(strings(&["young (0s)"])),
+            ("busy", &["young (0s)"]),
         ),
     ];
-    for (name, set, want) in cases {
-        assert_eq!(
-            classify(&set, 300, PidNamespace::Initial, NOW),
-            want,
-            "{name}"
-        );
+    for (name, set, (class, reasons)) in cases {
+        let got = classify(&set, 300, PidNamespace::Initial, NOW);
+        let said: Vec<String> = got
+            .reasons(&set, age(&set, NOW))
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!((got.name(), said), (class, strings(reasons)), "{name}");
     }
 }
 
@@ -148,36 +159,37 @@ fn classifies_every_shape_and_reason() {
 #[test]
 fn an_unseen_owner_is_busy_outside_the_initial_pid_namespace() {
     use PidNamespace::*;
-    let child = "owner-unseen (semprep runs in a child pid namespace: the last-op pid is not \
+    const CHILD: &str = "owner-unseen (semprep runs in a child pid namespace: the last-op pid is not \
                  visible; run it in the host's pid namespace)";
-    let unknown = "owner-unseen (/proc/self/ns/pid is unreadable, so the last-op pid may be one \
+    const UNKNOWN: &str = "owner-unseen (/proc/self/ns/pid is unreadable, so the last-op pid may be one \
                    semprep cannot see; run it in the host's pid namespace with /proc mounted)";
     let unseen = || with(cookie(1), |s| detail(s).owner = Owner::Unknown);
     let alive = Owner::Alive {
         pid: 7,
         comm: "dockerd".into(),
     };
-    // (name, set, reader's pid namespace, class)
-    let cases: Vec<(&str, SemSet, PidNamespace, Class)> = vec![
-        ("pid 0 on the host", unseen(), Initial, Class::Residual),
-        (
-            "pid 0 in a child",
-            unseen(),
-            Child,
-            Class::Busy(strings(&[child])),
-        ),
+    // (name, set, reader's pid namespace, (class, reasons))
+    type Case = (
+        &'static str,
+        SemSet,
+        PidNamespace,
+        (&'static str, &'static [&'static str]),
+    );
+    let cases: Vec<Case> = vec![
+        ("pid 0 on the host", unseen(), Initial, ("residual", &[])),
+        ("pid 0 in a child", unseen(), Child, ("busy", &[CHILD])),
         (
             "pid 0, cannot tell",
             unseen(),
             Unknown,
-            Class::Busy(strings(&[unknown])),
+            ("busy", &[UNKNOWN]),
         ),
-        ("a gone pid in a child", cookie(1), Child, Class::Residual),
+        ("a gone pid in a child", cookie(1), Child, ("residual", &[])),
         (
             "a live pid in a child",
             with(cookie(1), |s| detail(s).owner = alive.clone()),
             Child,
-            Class::Busy(strings(&["owner-alive (pid 7, dockerd)"])),
+            ("busy", &["owner-alive (pid 7, dockerd)"]),
         ),
         (
             "pid 0 in a child, with a waiter and young",
@@ -186,27 +198,31 @@ fn an_unseen_owner_is_busy_outside_the_initial_pid_namespace() {
                 detail(s).zcnt = 1;
             }),
             Child,
-            Class::Busy(strings(&[
-                "waiters (1 for zero, 0 for increase)",
-                child,
-                "young (5s)",
-            ])),
+            (
+                "busy",
+                &["waiters (1 for zero, 0 for increase)", CHILD, "young (5s)"],
+            ),
         ),
         (
-            "a look-alike stays foreign",
+            "a look-alike stays a look-alike",
             with(unseen(), |s| s.stat.nsems = 2),
             Child,
-            Class::Foreign(strings(&["nsems 2"])),
+            ("lookalike", &["nsems 2"]),
         ),
         (
             "unreadable stays unreadable",
             with(cookie(1), |s| s.detail = Err("needs root".into())),
             Child,
-            Class::Busy(strings(&["unreadable (needs root)"])),
+            ("busy", &["unreadable (needs root)"]),
         ),
     ];
-    for (name, set, pid_ns, want) in cases {
-        assert_eq!(classify(&set, 300, pid_ns, NOW), want, "{name}");
+    for (name, set, pid_ns, (class, reasons)) in cases {
+        let got = classify(&set, 300, pid_ns, NOW);
+        let said: Vec<String> = got
+            .reasons(&set, age(&set, NOW))
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!((got.name(), said), (class, strings(reasons)), "{name}");
     }
     // The plan follows: nothing is removed from a child pid namespace
     // when every owner reads 0.
@@ -223,7 +239,7 @@ fn an_unseen_owner_is_busy_outside_the_initial_pid_namespace() {
     );
     s.pid_namespace = Child;
     let p = plan(&s, &params(Policy::Auto), NOW).unwrap();
-    assert_eq!((p.remove.len(), p.count("busy")), (0, 100));
+    assert_eq!((p.remove.len(), p.counts().busy), (0, 100));
 }
 
 #[test]
@@ -281,7 +297,7 @@ fn residuals(n: i32) -> Vec<SemSet> {
 #[test]
 fn plans_each_policy() {
     use Verdict::*;
-    // 128 sets of SEMMNI 128: 100 residual cookies, 28 foreign.
+    // 128 sets of SEMMNI 128: 100 residual cookies, 28 unrelated sets.
     let full = || snap((250, 32000, 32, 128), 128, residuals(100));
     // (name, snapshot, policy, removes, new SEMMNI, verdict)
     type Case = (&'static str, Snapshot, Policy, usize, Option<u32>, Verdict);
@@ -496,7 +512,10 @@ fn raise_arithmetic_caps_and_semmns() {
                 let l = got.raise.unwrap_or(s.limits);
                 assert_eq!((l.semmni, l.semmns), (semmni, semmns), "case {i}");
             }
-            (Err(e), Err(msg)) => assert!(e.contains(msg), "case {i}: {e}"),
+            (Err(e), Err(msg)) => {
+                assert!(e.message.contains(msg), "case {i}: {e}");
+                assert_eq!(e.code, Code::Usage, "case {i}: {e}");
+            }
             (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
         }
     }
@@ -631,7 +650,10 @@ fn a_reserve_above_the_kernels_maximum_is_bad_input() {
             };
             match (plan(&s, &p, NOW), want) {
                 (Ok(_), None) => {}
-                (Err(e), Some(w)) => assert!(e.contains(w), "{max} {reserve}: {e}"),
+                (Err(e), Some(w)) => {
+                    assert!(e.message.contains(w), "{max} {reserve}: {e}");
+                    assert_eq!(e.code, Code::Usage, "{max} {reserve}: {e}");
+                }
                 (got, _) => panic!("{max} {reserve} {policy:?}: got {got:?}, want {want:?}"),
             }
         }
@@ -744,13 +766,14 @@ fn stuck_cookies_have_waiters_for_zero_and_are_idle_past_stuck_after() {
         let class = classify(&set, 300, PidNamespace::Initial, NOW);
         let got = stuck(&set, &class, stuck_after, NOW);
         assert_eq!(got.is_some(), want, "{name}: {got:?}");
-        if let Some(Class::Stuck(reasons)) = got {
+        if let Some(stuck) = got {
             // It keeps every busy reason and says why it is stuck.
-            assert!(reasons.starts_with(class.reasons()), "{name}: {reasons:?}");
-            assert!(
-                reasons.last().unwrap().starts_with("stuck (idle "),
-                "{name}"
+            let (busy, said) = (
+                class.reasons_text(&set, age(&set, NOW)),
+                stuck.reasons_text(&set, age(&set, NOW)),
             );
+            assert!(said.starts_with(&busy), "{name}: {said}");
+            assert!(said.contains(", stuck (idle "), "{name}: {said}");
         }
     }
     // In a plan: counted as stuck, not busy, and never removed.
@@ -762,7 +785,7 @@ fn stuck_cookies_have_waiters_for_zero_and_are_idle_past_stuck_after() {
     let mut p = plan(&s, &params(Policy::Auto), NOW).unwrap();
     mark_stuck(&mut p, &s, 600, NOW);
     assert_eq!(
-        (p.count("stuck"), p.count("busy"), p.count("residual")),
+        (p.counts().stuck, p.counts().busy, p.counts().residual),
         (1, 1, 1)
     );
     assert_eq!(p.remove, vec![2]);

@@ -6,7 +6,7 @@ use nix::unistd::Pid;
 
 /// Whether a process with this pid exists in our pid namespace. EPERM means
 /// it exists but belongs to someone else: still alive.
-pub fn alive(pid: i32) -> bool {
+pub(crate) fn alive(pid: i32) -> bool {
     pid > 0 && !matches!(kill(Pid::from_raw(pid), None), Err(Errno::ESRCH))
 }
 
@@ -27,7 +27,7 @@ pub fn find_by_comm(name: &str) -> Vec<i32> {
 }
 
 /// `"pid 123, dockerd"`, or `"pid 123"` when the name cannot be read.
-pub fn describe(pid: i32) -> String {
+pub(crate) fn describe(pid: i32) -> String {
     match comm(pid) {
         Some(c) => format!("pid {pid}, {c}"),
         None => format!("pid {pid}"),

@@ -12,10 +12,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// process ends, must never add a second one (or cut the first).
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
+/// Writes the run's one report to stdout.
+pub fn emit(text: &str) -> io::Result<()> {
+    emit_bytes(text.as_bytes())
+}
+
+/// Writes the run's one report to stdout (see `emit_with`).
+pub(crate) fn emit_bytes(bytes: &[u8]) -> io::Result<()> {
+    emit_with(|out| io::Write::write_all(out, bytes))
+}
+
 /// Where the one report goes and in what format: process-wide like stdout
 /// itself, set once from the command line (`--format`, `--output`).
 #[derive(Clone, Debug)]
-pub struct Sink {
+pub(crate) struct Sink {
     pub format: crate::cli::Format,
     /// `--output`: the file the report replaces, instead of stdout.
     pub output: Option<std::path::PathBuf>,
@@ -25,12 +35,34 @@ pub struct Sink {
 
 static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
 
-/// Sets where reports go; only the first call counts.
-pub fn set_sink(sink: Sink) {
-    let _ = SINK.set(sink);
+/// Sets where reports go, from the command line; only the first call
+/// counts. `--format json` is `--json`, and an explicit --format wins over
+/// --json (or SEMPREP_JSON from a settings file).
+pub(crate) fn set_sink(command: &mut crate::cli::Command) {
+    use crate::cli::{Command, Format};
+    use crate::daemon::Daemon;
+    let (out, daemon) = match command {
+        Command::Run(a) => (&mut a.output, a.daemon.daemon),
+        Command::Exec(a) => (&mut a.run.output, a.run.daemon.daemon),
+        Command::Clean(a) => (&mut a.output, a.daemon.daemon),
+        Command::Status(a) => (&mut a.output, Daemon::None),
+        Command::Raise(a) => (&mut a.output, Daemon::None),
+        Command::Complete(a) => (&mut a.output, Daemon::None),
+        Command::Check(_) => return,
+    };
+    if let Some(f) = out.format {
+        out.json = f == Format::Json;
+    }
+    let _ = SINK.set(Sink {
+        format: out
+            .format
+            .unwrap_or(if out.json { Format::Json } else { Format::Text }),
+        output: out.output.clone(),
+        daemon: crate::metrics::daemon_label(daemon),
+    });
 }
 
-pub fn sink() -> Sink {
+pub(crate) fn sink() -> Sink {
     SINK.get().cloned().unwrap_or(Sink {
         format: crate::cli::Format::Text,
         output: None,
@@ -38,25 +70,28 @@ pub fn sink() -> Sink {
     })
 }
 
-/// Writes the run's one report to stdout.
-pub fn emit(text: &str) -> io::Result<()> {
-    emit_bytes(text.as_bytes())
-}
-
-/// Writes the run's one report to stdout, or nothing if a report was
-/// already written. A closed pipe (`semprep status | head`) is not an error:
-/// the reader has what it wanted. Any other write error is (`>/dev/full`).
-pub(crate) fn emit_bytes(bytes: &[u8]) -> io::Result<()> {
+/// Writes the run's one report to stdout through `write`, or nothing if a
+/// report was already written. A closed pipe (`semprep status | head`) is
+/// not an error: the reader has what it wanted. Any other write error is
+/// (`>/dev/full`).
+pub(crate) fn emit_with(
+    write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> io::Result<()> {
     use std::io::Write;
     if REPORTED.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
+    // --output: the whole report, then one atomic replacement of the file.
     if let Some(path) = SINK.get().and_then(|s| s.output.as_deref()) {
-        return crate::metrics::write_file_atomically(path, bytes)
+        let mut bytes = Vec::new();
+        write(&mut bytes)?;
+        return crate::metrics::write_file_atomically(path, &bytes)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())));
     }
-    let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
+    // Stdout, locked for the whole report, behind a buffer of 64 KiB: large
+    // writes, and memory that does not grow with the report.
+    let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
+    match write(&mut out).and_then(|()| out.flush()) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         r => r,
     }
@@ -98,9 +133,12 @@ fn percent(used: u64, max: u32) -> String {
 /// `semaphore sets 128/128 (100%): 120 dm cookies (117 residual, 3 busy);
 /// semaphores 128/32000`
 pub fn summary(snap: &Snapshot, plan: &Plan) -> String {
-    let (residual, busy) = (plan.count("residual"), plan.count("busy"));
-    let lookalike = plan.count("foreign");
-    let stuck = plan.count("stuck");
+    let crate::plan::Counts {
+        residual,
+        busy,
+        lookalike,
+        stuck,
+    } = plan.counts();
     let mut s = format!(
         "semaphore sets {}/{} ({}): {} ({residual} residual, {busy} busy",
         snap.sets_in_use,
@@ -133,7 +171,7 @@ pub fn status_text(snap: &Snapshot, plan: &Plan) -> String {
     if !plan.sets.is_empty() {
         let _ = writeln!(
             out,
-            "{:>10}  {:<10}  {:>5}  {:>7}  {:<8}  REASONS",
+            "{:>10}  {:<10}  {:>5}  {:>7}  {:<10}  REASONS",
             "SEMID", "KEY", "VALUE", "IDLE", "CLASS"
         );
     }
@@ -146,13 +184,13 @@ pub fn status_text(snap: &Snapshot, plan: &Plan) -> String {
             .map_or("-".to_owned(), |v| v.to_string());
         let _ = writeln!(
             out,
-            "{:>10}  {:<10}  {:>5}  {:>7}  {:<8}  {}",
+            "{:>10}  {:<10}  {:>5}  {:>7}  {:<10}  {}",
             entry.semid,
             key_hex(entry.key),
             value,
             human_age(entry.age),
-            entry.class.name(),
-            entry.class.reasons().join(", ")
+            entry.class.label(),
+            entry.class.reasons_text(set, entry.age)
         );
     }
     out.push_str(&summary(snap, plan));

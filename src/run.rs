@@ -7,7 +7,7 @@ use crate::cli::{self, Command};
 use crate::daemon::{self, Daemon, Liveness};
 use crate::error::{Code, Error};
 use crate::finish::{Found, Out, Text, conclude};
-use crate::lock::{self, LockError, LockGuard};
+use crate::lock::{self, LockGuard};
 use crate::plan::{self, Params, Plan, Policy, Verdict};
 use crate::report;
 use crate::snapshot::{self, ReadOptions, Snapshot};
@@ -16,15 +16,45 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A state-changing command, normalised from its subcommand's arguments.
+/// The state-changing commands, and what sets each apart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Run,
+    Exec,
+    Clean,
+    Raise,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Run => "run",
+            Kind::Exec => "exec",
+            Kind::Clean => "clean",
+            Kind::Raise => "raise",
+        }
+    }
+
+    /// run and exec are hooks: semprep's own faults must not fail the
+    /// daemon's start (unless --strict).
+    fn is_hook(self) -> bool {
+        matches!(self, Kind::Run | Kind::Exec)
+    }
+
+    /// exec hands the lock on to its program, which keeps it for its life.
+    fn hands_on_lock(self) -> bool {
+        self == Kind::Exec
+    }
+}
+
+/// A state-changing command, normalised from its subcommand's arguments by
+/// its constructor.
 struct Job {
-    name: &'static str,
-    /// run and exec are hooks: they must not fail the daemon's start for
-    /// semprep's own faults.
-    hook: bool,
+    kind: Kind,
+    /// --strict; true for the commands that are not hooks.
     strict: bool,
     params: Params,
-    guard: cli::Guard,
+    change: cli::ChangeArgs,
     /// `raise` removes nothing, so it checks no daemon (`Daemon::None`).
     daemon: cli::DaemonArgs,
     json: bool,
@@ -49,25 +79,60 @@ fn params(policy: Policy, min_age: Duration, reserve: u64) -> Params {
     }
 }
 
-fn job_from_run(name: &'static str, a: &cli::RunArgs) -> Job {
-    let mut p = params(a.hook.policy, a.classify.min_age, a.reserve.reserve);
-    p.max_semmni = a.raising.max_semmni;
-    Job {
-        name,
-        hook: true,
-        strict: a.hook.strict,
-        params: p,
-        guard: a.guard.clone(),
-        daemon: a.daemon.clone(),
-        json: a.output.json,
-        persist: a.raising.persist.then(|| a.raising.persist_file.clone()),
-        stuck_after: a.classify.stuck_after.as_secs(),
-    }
-}
-
 impl Job {
-    fn out(&self) -> Out<'_> {
-        let text = if self.guard.dry_run {
+    /// `run`, or `exec` (`kind`), which takes run's options.
+    fn hook(kind: Kind, a: &cli::RunArgs) -> Job {
+        Job {
+            kind,
+            strict: a.hook.strict,
+            params: Params {
+                max_semmni: a.raising.max_semmni,
+                ..params(a.hook.policy, a.age.min_age, a.reserve.reserve)
+            },
+            change: a.change.clone(),
+            daemon: a.daemon.clone(),
+            json: a.output.json,
+            persist: a.raising.persist_to(),
+            stuck_after: a.age.stuck_after.as_secs(),
+        }
+    }
+
+    fn clean(a: &cli::CleanArgs) -> Job {
+        Job {
+            kind: Kind::Clean,
+            strict: true,
+            params: params(Policy::Clean, a.age.min_age, a.reserve.reserve),
+            change: a.change.clone(),
+            daemon: a.daemon.clone(),
+            json: a.output.json,
+            persist: None,
+            stuck_after: a.age.stuck_after.as_secs(),
+        }
+    }
+
+    fn raise(a: &cli::RaiseArgs) -> Job {
+        Job {
+            kind: Kind::Raise,
+            strict: true,
+            params: Params {
+                max_semmni: a.raising.max_semmni,
+                semmni: a.semmni,
+                ..params(Policy::Raise, Duration::ZERO, a.reserve.reserve)
+            },
+            change: a.change.clone(),
+            daemon: cli::DaemonArgs {
+                daemon: Daemon::None,
+                pidfile: None,
+                force: false,
+            },
+            json: a.output.json,
+            persist: a.raising.persist_to(),
+            stuck_after: plan::DEFAULT_STUCK_AFTER,
+        }
+    }
+
+    fn out(&self) -> Out {
+        let text = if self.change.dry_run {
             Text::Plan
         } else if self.params.policy == Policy::Report {
             Text::Summary
@@ -75,10 +140,10 @@ impl Job {
             Text::Nothing
         };
         Out {
-            command: self.name,
-            params: &self.params,
+            command: self.kind.name(),
+            params: self.params,
             json: self.json,
-            hook: self.hook,
+            hook: self.kind.is_hook(),
             strict: self.strict,
             text,
         }
@@ -86,55 +151,23 @@ impl Job {
 }
 
 /// Runs the parsed command line; returns the process exit code.
-pub fn main(cli: cli::Cli) -> i32 {
+pub fn main(mut cli: cli::Cli) -> i32 {
+    report::set_sink(&mut cli.command);
     let metrics_file = match &cli.command {
         Command::Run(a) => a.metrics_file.clone(),
         Command::Exec(a) => a.run.metrics_file.clone(),
         _ => None,
     };
-    let (job, exec) = match cli.command {
+    let (job, program) = match cli.command {
         Command::Status(a) => return status(&a),
         Command::Check(a) => return crate::check::main(&a),
         Command::Complete(a) => return crate::complete::main(&a),
-        Command::Run(a) => (job_from_run("run", &a), None),
-        Command::Exec(a) => (job_from_run("exec", &a.run), Some(a.program)),
-        Command::Clean(a) => {
-            let job = Job {
-                name: "clean",
-                hook: false,
-                strict: true,
-                params: params(Policy::Clean, a.classify.min_age, a.reserve.reserve),
-                guard: a.guard,
-                daemon: a.daemon,
-                json: a.output.json,
-                persist: None,
-                stuck_after: a.classify.stuck_after.as_secs(),
-            };
-            (job, None)
-        }
-        Command::Raise(a) => {
-            let mut p = params(Policy::Raise, Duration::ZERO, a.reserve.reserve);
-            p.max_semmni = a.raising.max_semmni;
-            p.semmni = a.semmni;
-            let job = Job {
-                name: "raise",
-                hook: false,
-                strict: true,
-                params: p,
-                guard: a.guard,
-                daemon: cli::DaemonArgs {
-                    daemon: Daemon::None,
-                    pidfile: None,
-                    force: false,
-                },
-                json: a.output.json,
-                persist: a.raising.persist.then_some(a.raising.persist_file),
-                stuck_after: plan::DEFAULT_STUCK_AFTER,
-            };
-            (job, None)
-        }
+        Command::Run(a) => (Job::hook(Kind::Run, &a), None),
+        Command::Exec(a) => (Job::hook(Kind::Exec, &a.run), Some(a.program)),
+        Command::Clean(a) => (Job::clean(&a), None),
+        Command::Raise(a) => (Job::raise(&a), None),
     };
-    let budget = start_budget(&job, exec.clone());
+    let budget = start_budget(&job, program.clone());
     let mut found = Found::default();
     let result = change(&job, &budget, &mut found);
     // The budget bounds the work, not the reader of the report: from here on
@@ -150,7 +183,7 @@ pub fn main(cli: cli::Cli) -> i32 {
     if let Some(path) = metrics_file {
         crate::metrics::after_hook(&path, job.daemon.daemon, code, &found);
     }
-    match exec {
+    match program {
         None => code,
         // Headroom certainly short: the program would fail anyway.
         Some(_) if ended == Some(Code::Short) => code,
@@ -164,48 +197,47 @@ pub fn main(cli: cli::Cli) -> i32 {
     }
 }
 
-fn start_budget(job: &Job, exec: Option<Vec<OsString>>) -> Budget {
-    let (hook, strict, timeout) = (job.hook, job.strict, job.guard.timeout);
-    let (command, params, json) = (job.name, job.params, job.json);
+/// The watchdog of a state-changing command: when the budget runs out, the
+/// error document, then the exit code the hook policy gives it (`exec`'s
+/// program starts instead where that is 0).
+fn start_budget(job: &Job, program: Option<Vec<OsString>>) -> Budget {
+    let timeout = job.change.timeout;
+    let out = Out {
+        text: Text::Nothing,
+        ..job.out()
+    };
     Budget::start(timeout, move || {
         let msg = format!(
             "time budget of {timeout:?} (--timeout) ran out{}",
             crate::budget::during()
         );
-        let out = Out {
-            command,
-            params: &params,
-            json,
-            hook,
-            strict,
-            text: Text::Nothing,
-        };
-        let code = if hook && !strict {
-            0
-        } else {
-            Code::Failure as i32
-        };
-        crate::finish::expired(&out, &msg, code);
-        match exec {
-            Some(program) if !strict => {
+        let code = crate::finish::expired(&out, &msg);
+        match program {
+            Some(program) if code == 0 => {
                 warn!("{msg}; starting the program anyway");
                 std::process::exit(crate::exec::exec(&program, None));
             }
-            _ if hook && !strict => {
+            _ if code == 0 => {
                 warn!("{msg}; letting the daemon start anyway");
                 std::process::exit(0)
             }
             _ => {
                 error!("{msg}");
-                std::process::exit(Code::Failure as i32)
+                std::process::exit(code)
             }
         }
     })
 }
 
 fn status(a: &cli::StatusArgs) -> i32 {
-    let p = params(Policy::Report, a.classify.min_age, a.reserve.reserve);
-    let json = a.output.json;
+    let out = Out {
+        command: "status",
+        params: params(Policy::Report, a.age.min_age, a.reserve.reserve),
+        json: a.output.json,
+        hook: false,
+        strict: true,
+        text: Text::Status,
+    };
     // Reading the state is bounded like a run: a /proc/sys/kernel/sem that
     // never answers must not hang a monitoring script. Printing is not: a
     // reader may page through the report at leisure.
@@ -216,28 +248,12 @@ fn status(a: &cli::StatusArgs) -> i32 {
              look at the file or the kernel (dmesg), or pass a larger --timeout",
             crate::budget::during()
         );
-        let out = Out {
-            command: "status",
-            params: &p,
-            json,
-            hook: false,
-            strict: true,
-            text: Text::Nothing,
-        };
-        crate::finish::expired(&out, &msg, Code::Failure as i32);
+        let code = crate::finish::expired(&out, &msg);
         error!("{msg}");
-        std::process::exit(Code::Failure as i32)
+        std::process::exit(code)
     });
-    let out = Out {
-        command: "status",
-        params: &p,
-        json,
-        hook: false,
-        strict: true,
-        text: Text::Status,
-    };
     let mut found = Found::default();
-    let result = read_status(&p, a.classify.stuck_after.as_secs(), &mut found);
+    let result = read_status(&out.params, a.age.stuck_after.as_secs(), &mut found);
     budget.disarm();
     conclude(&out, result, &found)
 }
@@ -247,32 +263,30 @@ fn read_status(p: &Params, stuck_after: u64, found: &mut Found) -> Result<Code, 
         .snap
         .insert(snapshot::read(ReadOptions { values: true })?);
     let at = now();
-    let mut plan = plan::plan(snap, p, at).map_err(Error::usage)?;
+    let mut plan = plan::plan(snap, p, at)?;
     plan::mark_stuck(&mut plan, snap, stuck_after, at);
     found.plan = Some(plan);
     Ok(Code::Ready)
 }
 
-fn lock(job: &Job, budget: &Budget) -> Result<LockGuard, Error> {
-    let wait = job.guard.lock_timeout.min(budget.remaining());
-    match lock::acquire(&job.guard.lock_file, wait) {
-        Ok(guard) => refuse_aliases(job, guard),
-        Err(LockError::BadPath(m)) => Err(Error::usage(m)),
-        Err(LockError::Busy(m)) if wait < job.guard.lock_timeout => Err(Error::new(
-            Code::Refused,
-            format!(
-                "{m}: the time budget of {:?} (--timeout) ran out",
+fn take_lock(job: &Job, budget: &Budget) -> Result<LockGuard, Error> {
+    let wait = job.change.lock_timeout.min(budget.remaining());
+    match lock::acquire(&job.change.lock_file, wait) {
+        Ok(lock) => refuse_aliases(job, lock),
+        Err(e) if e.code == Code::Refused && wait < job.change.lock_timeout => {
+            Err(Error::refused(format!(
+                "{e}: the time budget of {:?} (--timeout) ran out",
                 budget.total()
-            ),
-        )),
-        Err(LockError::Busy(m)) => Err(Error::new(Code::Refused, m)),
+            )))
+        }
+        Err(e) => Err(e),
     }
 }
 
 /// Refuses a pidfile or persist file that is the lock file: reading the
 /// pidfile would close a descriptor of the lock file, which drops the lock,
 /// and writing the persist file would rename another file over it.
-fn refuse_aliases(job: &Job, guard: LockGuard) -> Result<LockGuard, Error> {
+fn refuse_aliases(job: &Job, lock: LockGuard) -> Result<LockGuard, Error> {
     let d = job.daemon.daemon;
     let pidfile = job.daemon.pidfile.clone().filter(|_| d != Daemon::None);
     let pidfile = pidfile.or_else(|| d.default_pidfile().map(PathBuf::from));
@@ -280,16 +294,16 @@ fn refuse_aliases(job: &Job, guard: LockGuard) -> Result<LockGuard, Error> {
         ("--pidfile", pidfile),
         ("--persist-file", job.persist.clone()),
     ] {
-        if let Some(p) = path.filter(|p| guard.is_named_by(p)) {
+        if let Some(p) = path.filter(|p| lock.is_named_by(p)) {
             return Err(Error::usage(format!(
                 "{option} {} is the lock file {}: semprep would lose its lock; give the lock \
                  a file of its own (--lock-file, default /run/semprep.lock)",
                 p.display(),
-                guard.path().display()
+                lock.path().display()
             )));
         }
     }
-    Ok(guard)
+    Ok(lock)
 }
 
 /// Refuses destructive actions under a live daemon, unless --force.
@@ -308,14 +322,11 @@ fn guard_daemon(job: &Job, plan: &Plan) -> Result<(), Error> {
             warn!("{what} is running; removing the residual cookies anyway (--force)");
             Ok(())
         }
-        Liveness::Alive { what, .. } => Err(Error::new(
-            Code::Refused,
-            format!(
-                "{what} is running: semprep removes no cookie under a live daemon; stop it \
-                 first, or pass --force to remove only the {} residual cookies",
-                plan.remove.len()
-            ),
-        )),
+        Liveness::Alive { what, .. } => Err(Error::refused(format!(
+            "{what} is running: semprep removes no cookie under a live daemon; stop it \
+             first, or pass --force to remove only the {} residual cookies",
+            plan.remove.len()
+        ))),
     }
 }
 
@@ -326,30 +337,28 @@ fn change(
     budget: &Budget,
     found: &mut Found,
 ) -> Result<(Code, Option<LockGuard>), Error> {
-    let read_only = job.guard.dry_run || job.params.policy == Policy::Report;
+    let read_only = job.change.dry_run || job.params.policy == Policy::Report;
+    let name = job.kind.name();
     if !read_only && !nix::unistd::geteuid().is_root() {
         return Err(Error::usage(format!(
-            "semprep {} changes kernel state and needs root: run it as root, or look first \
-             with `semprep {} --dry-run` or `semprep status`",
-            job.name, job.name
+            "semprep {name} changes kernel state and needs root: run it as root, or look first \
+             with `semprep {name} --dry-run` or `semprep status`"
         )));
     }
-    let guard = if read_only {
+    let lock = if read_only {
         None
     } else {
-        Some(lock(job, budget)?)
+        Some(take_lock(job, budget)?)
     };
-    if let Some(g) = guard.as_ref().filter(|_| job.name == "exec") {
-        g.inherit_across_exec().map_err(|e| {
-            Error::failure(format!("fcntl(F_SETFD) on {}: {e}", g.path().display()))
-        })?;
+    if let Some(l) = lock.as_ref().filter(|_| job.kind.hands_on_lock()) {
+        l.inherit_across_exec()?;
     }
     let opts = ReadOptions {
-        values: job.json || job.guard.dry_run,
+        values: job.json || job.change.dry_run,
     };
     let snap = &*found.snap.insert(snapshot::read(opts)?);
     let at = now();
-    let mut plan = plan::plan(snap, &job.params, at).map_err(Error::usage)?;
+    let mut plan = plan::plan(snap, &job.params, at)?;
     plan::mark_stuck(&mut plan, snap, job.stuck_after, at);
     let plan = &*found.plan.insert(plan);
     debug!("{}", report::summary(snap, plan));
@@ -364,7 +373,7 @@ fn change(
         };
         let code = verdict.as_ref().map_or(Code::Ready, |e| e.code);
         found.verdict = verdict;
-        return Ok((code, guard));
+        return Ok((code, lock));
     }
     // A live daemon is not semprep's fault: the refusal (4) stands in hook
     // mode too, unlike a busy lock. `exec` still starts its program.
@@ -372,7 +381,7 @@ fn change(
         error!("{e}");
         let code = e.code;
         found.verdict = Some(e);
-        return Ok((code, guard));
+        return Ok((code, lock));
     }
     let ctx = apply::Context {
         min_age: job.params.min_age,
@@ -381,10 +390,10 @@ fn change(
         sem_path: Path::new(crate::limits::SEM_PATH),
         persist: job.persist.as_deref(),
     };
-    let applied = apply::apply(snap, plan, &ctx).map_err(Error::failure)?;
+    let applied = apply::apply(snap, plan, &ctx)?;
     let applied = &*found.applied.insert(applied);
     let code = outcome(job, snap, plan, applied, budget, &mut found.verdict)?;
-    Ok((code, guard))
+    Ok((code, lock))
 }
 
 /// The plan's verdict as an error (exit 3) when headroom stays short,
@@ -401,7 +410,7 @@ fn verdict_error(snap: &Snapshot, plan: &Plan, job: &Job) -> Option<Error> {
         &plan.after,
         &job.params,
         None,
-        job.name,
+        job.kind.name(),
     );
     error!("{msg}");
     Some(Error::new(Code::Short, msg))
@@ -425,7 +434,7 @@ fn outcome(
         .raised
         .or(applied.raised_by_other)
         .unwrap_or(snap.limits);
-    let (sets, sems) = snapshot::usage().map_err(Error::failure)?;
+    let (sets, sems) = snapshot::usage()?;
     let now_room = plan::headroom(&limits, sets, sems, job.params.reserve);
     let ran_out = applied
         .timed_out
@@ -438,7 +447,7 @@ fn outcome(
             (Some(e), None) => Some(e.clone()),
             (None, Some(r)) => Some(format!(
                 "{r}; {}",
-                crate::explain::not_raised(snap, &job.params, job.name)
+                crate::explain::not_raised(snap, &job.params, job.kind.name())
             )),
             (None, None) => None,
         };
@@ -449,18 +458,20 @@ fn outcome(
             &now_room,
             &job.params,
             cause.as_deref(),
-            job.name,
+            job.kind.name(),
         );
         error!("{msg}");
         *verdict = Some(Error::new(Code::Short, msg));
         return Ok(Code::Short);
     }
     if let Some(msg) = ran_out {
-        if job.hook && !job.strict {
-            warn!("{msg}");
-        } else {
-            return Err(Error::failure(msg));
+        // Where the hook policy would forgive the failure, the run goes on
+        // to its verdict with a warning.
+        let e = Error::failure(msg);
+        if !job.out().forgives(&e) {
+            return Err(e);
         }
+        warn!("{e}");
     }
     if let Some(e) = &applied.raise_error {
         // Headroom is enough without the raise (only `raise --semmni` or a

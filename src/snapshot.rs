@@ -2,9 +2,10 @@
 //! in semprep reads kernel state: the plan is computed from a `Snapshot`, and
 //! `apply` re-reads single sets through `reread` below.
 
+use crate::error::Error;
 use crate::limits::{self, Limits};
-use crate::sysv::{self, SetStat};
-use serde::Serialize;
+use crate::parallel;
+use crate::sysv::{self, SetStat, vanished};
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
@@ -17,8 +18,7 @@ pub fn has_cookie_magic(key: i32) -> bool {
 }
 
 /// Who did the last semop or SETVAL on a set.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "state", rename_all = "kebab-case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Owner {
     /// GETPID is 0: nobody, or a pid outside our pid namespace (which of
     /// the two only the initial pid namespace can tell: `PidNamespace`).
@@ -52,7 +52,7 @@ pub enum PidNamespace {
 const PROC_PID_INIT_INO: u64 = 0xEFFF_FFFC;
 
 /// Which pid namespace a `/proc/self/ns/pid` link target (`pid:[N]`) names.
-pub fn parse_pid_namespace(link: &str) -> PidNamespace {
+pub(crate) fn parse_pid_namespace(link: &str) -> PidNamespace {
     let inode = link
         .strip_prefix("pid:[")
         .and_then(|r| r.strip_suffix(']'))
@@ -73,10 +73,9 @@ fn pid_namespace() -> PidNamespace {
 }
 
 /// The per-semaphore facts, read only for sets whose key has the dm magic.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Detail {
     /// GETVAL; only read when a report shows it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<i32>,
     pub zcnt: i32,
     pub ncnt: i32,
@@ -166,39 +165,19 @@ fn read_detail(
     })
 }
 
-fn vanished(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::EIDRM))
-}
-
-/// Below this many kernel indices per thread, a thread costs more than it
-/// saves (spawning one is ~50 µs; a SEM_STAT ~0.3 µs, a cookie ~1.2 µs).
-const INDICES_PER_THREAD: i32 = 4096;
-/// The per-set reads scale with cores (they take only the set's own lock,
-/// under RCU); more than a few threads only add start-up cost.
-const MAX_THREADS: usize = 4;
-
-/// Threads worth using for `n` items of which `per_thread` fill one.
-pub(crate) fn threads_for(n: usize, per_thread: usize) -> usize {
-    if n < 2 * per_thread {
-        return 1;
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
-    cores.min(MAX_THREADS).min(n / per_thread).max(1)
-}
-
 /// SEM_STAT over `indices`, reading the details of every dm-magic set.
 fn scan(
     indices: std::ops::Range<i32>,
     opts: ReadOptions,
     privileged: bool,
-) -> Result<Vec<SemSet>, String> {
+) -> Result<Vec<SemSet>, Error> {
     let mut sets = Vec::new();
     let mut owners = Owners::default();
     for index in indices {
         let (semid, stat) = match sysv::sem_stat(index, !privileged) {
             Ok(found) => found,
             Err(e) if vanished(&e) => continue, // an empty slot
-            Err(e) => return Err(format!("semctl({index}, SEM_STAT): {e}")),
+            Err(e) => return Err(Error::failure(format!("semctl({index}, SEM_STAT): {e}"))),
         };
         if !has_cookie_magic(stat.key) {
             continue;
@@ -207,7 +186,7 @@ fn scan(
             Ok(d) => Ok(d),
             Err(e) if vanished(&e) => continue, // removed since SEM_STAT
             Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err("needs root".into()),
-            Err(e) => return Err(format!("semctl({semid}, GET*): {e}")),
+            Err(e) => return Err(Error::failure(format!("semctl({semid}, GET*): {e}"))),
         };
         sets.push(SemSet {
             semid,
@@ -221,9 +200,8 @@ fn scan(
 /// Reads limits, usage and every dm-magic set. Large index ranges are split
 /// over the cores: every read here is read-only, and threads share the
 /// caller's IPC namespace.
-pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
+pub fn read(opts: ReadOptions) -> Result<Snapshot, Error> {
     use crate::budget::step;
-    use crate::error::Error;
     step(format!("reading {}", limits::SEM_PATH));
     let limits = limits::read(Path::new(limits::SEM_PATH))?;
     step("reading /proc/cmdline");
@@ -241,37 +219,18 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
     } else {
         info.max_index + 1
     };
-    let threads = threads_for(end as usize, INDICES_PER_THREAD as usize) as i32;
-    let sets = if threads <= 1 {
-        scan(0..end, opts, privileged).map_err(Error::failure)?
-    } else {
-        let step = (end + threads - 1) / threads;
-        let parts: Vec<Result<Vec<SemSet>, String>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|t| {
-                    let range = (t * step)..((t + 1) * step).min(end);
-                    s.spawn(move || scan(range, opts, privileged))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err("a reader thread panicked".into()))
-                })
-                .collect()
-        });
-        let mut sets = Vec::new();
-        for part in parts {
-            let mut part = part.map_err(Error::failure)?;
-            if sets.is_empty() {
-                sets = part;
-            } else {
-                sets.append(&mut part);
-            }
+    let parts = parallel::map_ranges(end as usize, parallel::INDICES_PER_THREAD, |r| {
+        scan(r.start as i32..r.end as i32, opts, privileged)
+    });
+    let mut sets = Vec::new();
+    for part in parts {
+        let mut part = part?;
+        if sets.is_empty() {
+            sets = part;
+        } else {
+            sets.append(&mut part);
         }
-        sets
-    };
+    }
     step("");
     Ok(Snapshot {
         limits,
@@ -289,7 +248,7 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, crate::error::Error> {
 /// what the snapshot found out about the owner: when the last-op pid is
 /// still the same, its liveness is not asked again (pid liveness cache);
 /// other pids go through `owners`.
-pub fn reread(
+pub(crate) fn reread(
     semid: i32,
     owners: &mut Owners,
     known: Option<&Owner>,
@@ -311,8 +270,8 @@ pub fn reread(
 }
 
 /// Sets and semaphores in use now (one SEM_INFO), to verify the result.
-pub fn usage() -> Result<(u64, u64), String> {
-    let info = sysv::sem_info().map_err(|e| format!("semctl(SEM_INFO): {e}"))?;
+pub(crate) fn usage() -> Result<(u64, u64), Error> {
+    let info = sysv::sem_info().map_err(|e| Error::failure(format!("semctl(SEM_INFO): {e}")))?;
     Ok((info.sets, info.sems))
 }
 

@@ -74,6 +74,13 @@ pub fn sem_info() -> io::Result<SemInfo> {
     })
 }
 
+/// Whether a semctl failed because the set is not there: an empty slot
+/// (EINVAL), or a set removed meanwhile (EIDRM, or EINVAL for a semid whose
+/// slot is empty or reused).
+pub fn vanished(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EIDRM))
+}
+
 /// `semctl(index, 0, SEM_STAT[_ANY])`: the set at a kernel array index.
 /// Returns its semid; `EINVAL` means the slot is empty.
 pub fn sem_stat(index: i32, any: bool) -> io::Result<(i32, SetStat)> {
@@ -90,7 +97,7 @@ pub fn sem_stat(index: i32, any: bool) -> io::Result<(i32, SetStat)> {
 }
 
 /// `semctl(semid, 0, IPC_STAT)`: the set with this exact semid.
-pub fn ipc_stat(semid: i32) -> io::Result<SetStat> {
+pub(crate) fn ipc_stat(semid: i32) -> io::Result<SetStat> {
     // SAFETY: as in sem_stat.
     let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: IPC_STAT takes a `struct semid_ds *` and writes into it.
@@ -112,7 +119,7 @@ pub fn get_pid(semid: i32) -> io::Result<i32> {
     get(semid, libc::GETPID)
 }
 /// Tasks waiting for semaphore 0 to increase.
-pub fn get_ncnt(semid: i32) -> io::Result<i32> {
+pub(crate) fn get_ncnt(semid: i32) -> io::Result<i32> {
     get(semid, libc::GETNCNT)
 }
 /// Tasks waiting for semaphore 0 to become zero.
@@ -162,30 +169,6 @@ pub fn unread_output(fd: std::os::fd::BorrowedFd) -> io::Result<i32> {
     // for the duration of the call; `fd` is a live descriptor we borrow.
     check(unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCOUTQ, &mut n) })?;
     Ok(n)
-}
-
-/// `wait4(pid)`: the wait status and the child's peak RSS in KiB. Used by
-/// the benchmark harness to measure exactly one tool's process.
-pub fn wait4(pid: i32) -> io::Result<(i32, i64)> {
-    let mut status = 0;
-    // SAFETY: rusage is plain old data; zeroed is valid, wait4 fills it.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the duration of the call.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    if r != pid {
-        return Err(io::Error::last_os_error());
-    }
-    Ok((status, ru.ru_maxrss))
-}
-
-/// Makes `cmd` spawn with fork+exec instead of vfork (posix_spawn): a vfork
-/// child's ru_maxrss starts at the parent's peak, which would hide the
-/// tool's own. For the benchmark harness.
-pub fn spawn_with_fork(cmd: &mut std::process::Command) {
-    // SAFETY: the closure does nothing, so it is async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(cmd, || Ok(()));
-    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,7 @@ use common::*;
 
 #[test]
 fn help_for_every_subcommand() {
-    let sb = Sandbox::new();
-    let o = sb.run(&["--help"]);
+    let o = unprivileged(&["--help"]);
     assert_eq!(code(&o), 0);
     let top = stdout(&o);
     for word in [
@@ -41,14 +40,14 @@ fn help_for_every_subcommand() {
         ("raise", &["--semmni", "--max-semmni", "--persist"]),
         ("exec", &["PROGRAM", "--timeout", "--daemon"]),
     ] {
-        let o = sb.run(&[sub, "--help"]);
+        let o = unprivileged(&[sub, "--help"]);
         assert_eq!(code(&o), 0, "{sub} --help");
         let text = stdout(&o);
         for w in words {
             assert!(text.contains(w), "{w} missing from `{sub} --help`:\n{text}");
         }
     }
-    let o = sb.run(&["--version"]);
+    let o = unprivileged(&["--version"]);
     assert!(stdout(&o).starts_with("semprep "), "{}", stdout(&o));
 }
 
@@ -58,7 +57,7 @@ fn help_for_every_subcommand() {
 fn bad_input_is_refused_and_changes_nothing() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 64");
-    fixture(&["foreign", "--count", "60"]);
+    fixture(&["unrelated", "--count", "60"]);
     fixture(&["cookie", "--count", "4"]);
     let (ipc, sem) = (sysvipc(), kernel_sem());
     // (arguments, environment, words the message must contain)
@@ -179,7 +178,7 @@ fn quiet_when_all_is_well_and_json_when_asked() {
     let o = sb.run(&["run", "--json", "--min-age", "0"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["schema"], 2);
     assert_eq!(doc["command"], "run");
     assert_eq!(doc["result"]["removed"].as_array().unwrap().len(), 2);
     assert_eq!(doc["sets"][0]["class"], "residual");
@@ -219,18 +218,6 @@ fn journal_priority_prefixes_only_when_stderr_is_the_journal() {
         "{}",
         stderr(&o)
     );
-}
-
-/// semprep without a sandbox, for what needs no root (parsing, help):
-/// no inherited SEMPREP_*, so the host's settings do not leak in.
-fn unprivileged(args: &[&str]) -> std::process::Output {
-    let mut c = std::process::Command::new(SEMPREP);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SEMPREP_") {
-            c.env_remove(k);
-        }
-    }
-    c.args(args).output().unwrap()
 }
 
 /// A bare word is a mistyped command, not an argument of `run` (which
@@ -350,7 +337,7 @@ fn wording_a_new_user_reads() {
     // Short before, enough once the 20 residual cookies are gone.
     sb.limits("250 32000 32 60");
     fixture(&["cookie", "--count", "20"]);
-    fixture(&["foreign", "--count", "20"]);
+    fixture(&["unrelated", "--count", "20"]);
     let o = sb.run(&["-n", "--min-age", "0"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
@@ -360,7 +347,7 @@ fn wording_a_new_user_reads() {
         "{}",
         stdout(&o)
     );
-    // `clean` leaves 20 foreign sets of 51: 31 free, one short of the reserve.
+    // `clean` leaves 20 unrelated sets of 51: 31 free, one short of the reserve.
     sb.limits("250 32000 32 51");
     let o = sb.run(&["clean", "-n", "--min-age", "0"]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
@@ -378,4 +365,78 @@ fn wording_a_new_user_reads() {
         ) && !err.contains("policy clean"),
         "{err}"
     );
+}
+
+#[test]
+fn bad_guard_options_exit_2_naming_the_option() {
+    let sb = Sandbox::new();
+    fixture(&["cookie", "--count", "2"]);
+    let ipc = sysvipc();
+    let marker = sb.dir.join("program-ran");
+    let m = marker.to_str().unwrap();
+    // (arguments, environment, words the message must contain)
+    type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
+        (
+            vec!["run", "--daemon", "bogus"],
+            vec![],
+            vec!["--daemon", "bogus", "docker"],
+        ),
+        (vec!["clean", "--pidfile", ""], vec![], vec!["--pidfile"]),
+        (
+            vec!["run", "--lock-timeout", "x"],
+            vec![],
+            vec!["--lock-timeout", "'x'"],
+        ),
+        (
+            vec!["run", "--timeout", "-1"],
+            vec![],
+            vec!["--timeout", "'-1'"],
+        ),
+        (
+            vec!["run"],
+            vec![("SEMPREP_DAEMON", "bogus")],
+            vec!["--daemon", "bogus"],
+        ),
+        (
+            vec!["run"],
+            vec![("SEMPREP_TIMEOUT", "soon")],
+            vec!["--timeout", "soon"],
+        ),
+        (
+            vec!["exec", "touch", m],
+            vec![],
+            vec!["touch", "-- <PROGRAM>"],
+        ),
+        (vec!["exec", "--"], vec![], vec!["<PROGRAM>"]),
+        (vec!["exec"], vec![], vec!["<PROGRAM>"]),
+        (
+            vec!["exec", "--daemon", "bogus", "--", "touch", m],
+            vec![],
+            vec!["--daemon"],
+        ),
+        (
+            vec!["exec", "--timeout", "x", "--", "touch", m],
+            vec![],
+            vec!["--timeout"],
+        ),
+    ];
+    for (args, env, words) in cases {
+        let o = sb
+            .semprep()
+            .args(&args)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 2, "{args:?} {env:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        for w in words {
+            assert!(
+                err.contains(w),
+                "{args:?} {env:?}: {w:?} missing from {err}"
+            );
+        }
+        assert_eq!(sysvipc(), ipc, "{args:?} {env:?}");
+        assert!(!marker.exists(), "{args:?} {env:?}: the program ran");
+    }
 }

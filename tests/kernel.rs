@@ -29,7 +29,7 @@ fn look_alikes_survive_every_mode_and_flag() {
     for kind in ["base0", "nsems2", "mode0666", "nonroot"] {
         keep.extend(fixture(&["lookalike", kind]));
     }
-    keep.extend(fixture(&["foreign", "--count", "4"])); // IPC_PRIVATE and 0x0d4e keys
+    keep.extend(fixture(&["unrelated", "--count", "4"])); // IPC_PRIVATE and 0x0d4e keys
     let residual = fixture(&["cookie", "--count", "2"]);
     for args in [
         &["run", "--min-age", "0", "--force"][..],
@@ -49,7 +49,7 @@ fn look_alikes_survive_every_mode_and_flag() {
         assert_eq!(semids(), keep, "{args:?}");
     }
     assert!(residual.iter().all(|id| !semids().contains(id)));
-    // status names why each prefixed look-alike is foreign.
+    // status names why each prefixed look-alike is one.
     let text = stdout(&sb.run(&["status"]));
     for why in ["key base 0", "nsems 2", "mode 0666", "owner uid 65534"] {
         assert!(text.contains(why), "{why} missing from:\n{text}");
@@ -62,10 +62,7 @@ fn cookies_with_a_waiter_or_a_live_owner_survive() {
     let waited = fixture(&["cookie"])[0];
     let owned = fixture(&["cookie"])[0];
     let residual = fixture(&["cookie"])[0];
-    let _waiter = Proc::fixture(&["waiter", &waited.to_string()], false);
-    wait_until("the waiter to block", || {
-        sysv::get_zcnt(waited).ok() == Some(1)
-    });
+    let _waiter = Proc::waiter(waited);
     let mut owner = Proc::fixture(&["hold", &owned.to_string()], true);
 
     let o = sb.run(&["clean", "--min-age", "0", "--force"]);
@@ -101,7 +98,7 @@ fn young_cookies_survive_the_default_minimum_age() {
 fn dry_run_changes_nothing_at_all() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 64");
-    fixture(&["foreign", "--count", "50"]);
+    fixture(&["unrelated", "--count", "50"]);
     let cookies = fixture(&["cookie", "--count", "14"]);
     let (ipc, sem) = (sysvipc(), kernel_sem());
     // The exit code is the one the real run would have: clean cannot fix.
@@ -133,10 +130,10 @@ fn dry_run_changes_nothing_at_all() {
 }
 
 #[test]
-fn foreign_sets_filling_semmni_get_it_raised() {
+fn unrelated_sets_filling_semmni_get_it_raised() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 100");
-    fixture(&["foreign", "--count", "100"]);
+    fixture(&["unrelated", "--count", "100"]);
     let probe = || {
         std::process::Command::new(FIXTURE)
             .arg("probe")
@@ -165,7 +162,7 @@ fn foreign_sets_filling_semmni_get_it_raised() {
 fn short_semaphores_raise_semmns() {
     let sb = Sandbox::new();
     sb.limits("250 110 32 32000");
-    fixture(&["foreign", "--count", "100"]);
+    fixture(&["unrelated", "--count", "100"]);
     let o = sb.run(&["run"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
@@ -175,10 +172,10 @@ fn short_semaphores_raise_semmns() {
 }
 
 #[test]
-fn clean_cannot_fix_a_full_table_of_foreign_sets() {
+fn clean_cannot_fix_a_full_table_of_unrelated_sets() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 40");
-    fixture(&["foreign", "--count", "40"]);
+    fixture(&["unrelated", "--count", "40"]);
     let (ipc, sem) = (sysvipc(), kernel_sem());
     for args in [&["run", "--policy", "clean"][..], &["clean"]] {
         let o = sb.run(args);
@@ -218,7 +215,7 @@ fn kernel_maximum_and_explicit_targets() {
             "below the 10 semaphore sets in use",
         ),
     ] {
-        fixture(&["foreign", "--count", "10"]);
+        fixture(&["unrelated", "--count", "10"]);
         let o = sb.run(args);
         assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(want), "{}", stderr(&o));
@@ -337,10 +334,7 @@ fn apply_rechecks_each_set_by_semid() {
     let newcomer = fixture(&["cookie"])[0];
     assert_eq!(newcomer, ids[0] + 32768, "the slot was not reused");
     // ids[1]: a waiter arrives. ids[2]: someone operates on it.
-    let _waiter = Proc::fixture(&["waiter", &ids[1].to_string()], false);
-    wait_until("the waiter to block", || {
-        sysv::get_zcnt(ids[1]).ok() == Some(1)
-    });
+    let _waiter = Proc::waiter(ids[1]);
     std::thread::sleep(std::time::Duration::from_millis(1100)); // otime has 1 s resolution
     sysv::semop(ids[2], 1, 0).unwrap();
 
@@ -365,23 +359,11 @@ fn apply_rechecks_each_set_by_semid() {
 fn read_only_proc_sys_means_short_not_a_crash() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 40");
-    fixture(&["foreign", "--count", "40"]);
-    // A private mount namespace (inheriting our IPC namespace) in which
-    // this namespace's kernel.sem is bind-mounted read-only.
-    let script = "mount --bind /proc/sys/kernel/sem /proc/sys/kernel/sem && \
-                  mount -o remount,bind,ro /proc/sys/kernel/sem && exec \"$0\" run";
-    let o = std::process::Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            SEMPREP,
-        ])
-        .env("SEMPREP_LOCK_FILE", sb.lock_path())
-        .env("SEMPREP_DAEMON", "none")
+    fixture(&["unrelated", "--count", "40"]);
+    // This namespace's kernel.sem, bind-mounted read-only over itself.
+    let o = sb
+        .semprep_with_kernel_sem(std::path::Path::new("/proc/sys/kernel/sem"), true)
+        .arg("run")
         .output()
         .unwrap();
     let err = stderr(&o);
@@ -411,7 +393,7 @@ fn status_summary_line() {
     sb.limits("250 32000 32 128");
     fixture(&["cookie", "--count", "117"]);
     let busy = fixture(&["cookie", "--count", "3"]);
-    fixture(&["foreign", "--count", "8"]);
+    fixture(&["unrelated", "--count", "8"]);
     let _held: Vec<Proc> = busy
         .iter()
         .map(|id| Proc::fixture(&["hold", &id.to_string()], true))
@@ -434,10 +416,7 @@ fn parallel_read_and_removal_keep_every_guarantee() {
     let ids = fixture(&["cookie", "--count", "12000"]);
     let lookalikes = fixture(&["lookalike", "nsems2", "--count", "50"]);
     let busy = ids[11_000];
-    let _early_waiter = Proc::fixture(&["waiter", &busy.to_string()], false);
-    wait_until("the waiter to block", || {
-        sysv::get_zcnt(busy).ok() == Some(1)
-    });
+    let _early_waiter = Proc::waiter(busy);
 
     let snap = snapshot::read(snapshot::ReadOptions::default()).unwrap();
     assert_eq!(
@@ -454,15 +433,7 @@ fn parallel_read_and_removal_keep_every_guarantee() {
     for i in gone {
         sysv::remove(ids[i]).unwrap();
     }
-    let _waiters: Vec<Proc> = waited
-        .iter()
-        .map(|&i| Proc::fixture(&["waiter", &ids[i].to_string()], false))
-        .collect();
-    for i in waited {
-        wait_until("the waiters to block", || {
-            sysv::get_zcnt(ids[i]).ok() == Some(1)
-        });
-    }
+    let _waiters: Vec<Proc> = waited.iter().map(|&i| Proc::waiter(ids[i])).collect();
     std::thread::sleep(std::time::Duration::from_millis(1100)); // otime has 1 s resolution
     for i in used {
         sysv::semop(ids[i], 1, 0).unwrap();
@@ -511,22 +482,9 @@ fn malformed_kernel_sem_is_refused() {
             &["status"],
             &["clean", "-n"],
         ] {
-            let script = "mount --bind \"$1\" /proc/sys/kernel/sem && shift && exec \"$@\"";
-            let o = std::process::Command::new("unshare")
-                .args([
-                    "--mount",
-                    "--propagation",
-                    "private",
-                    "sh",
-                    "-c",
-                    script,
-                    "sh",
-                ])
-                .arg(&fake)
-                .arg(SEMPREP)
+            let o = sb
+                .semprep_with_kernel_sem(&fake, false)
                 .args(args)
-                .env("SEMPREP_LOCK_FILE", sb.lock_path())
-                .env("SEMPREP_DAEMON", "none")
                 .output()
                 .unwrap();
             let err = stderr(&o);

@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 // ---------------------------------------------------------------- helpers
 
@@ -32,20 +32,6 @@ fn spawn_line(mut cmd: Command) -> (Proc, String) {
     (p, line.trim().to_owned())
 }
 
-/// Spawns, retrying ETXTBSY: a program just copied (named_copy) can still be
-/// open for writing in a child that another test thread forked meanwhile.
-fn spawn(cmd: &mut Command) -> std::process::Child {
-    for _ in 0..200 {
-        match cmd.spawn() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            r => return r.unwrap(),
-        }
-    }
-    panic!("{cmd:?}: text file busy for 2 s")
-}
-
 /// A process that is not our child (a daemon's leftover): SIGKILLed on drop.
 struct Orphan(i32);
 
@@ -54,14 +40,6 @@ impl Drop for Orphan {
         let pid = nix::unistd::Pid::from_raw(self.0);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
     }
-}
-
-/// Whether process `pid` has `path` open.
-fn has_open(pid: i32, path: &Path) -> bool {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|d| {
-        d.flatten()
-            .any(|e| std::fs::read_link(e.path()).is_ok_and(|l| l == path))
-    })
 }
 
 /// The pid holding a record (POSIX) lock on `path`, from /proc/locks, as
@@ -125,11 +103,6 @@ fn lock_takers(marker: &Path) -> [Vec<String>; 3] {
             marker.to_str().unwrap(),
         ]),
     ]
-}
-
-fn gone(ids: &[i32]) -> bool {
-    let now = semids();
-    ids.iter().all(|id| !now.contains(id))
 }
 
 /// An unprivileged user (nobody) trying every way to hold or block the lock
@@ -540,11 +513,7 @@ fn a_pidfile_or_persist_file_that_is_the_lock_file_is_refused() {
 fn an_older_semprep_s_flock_is_not_seen_and_the_liveness_check_protects() {
     let sb = Sandbox::new();
     let lock = file_with(&sb.lock_path(), &format!("{:<10}\n", 4242), 0o600);
-    let dockerd_bin = named_copy(&sb.dir, "sleep", "dockerd");
-    let mut dockerd = Proc(spawn(Command::new(dockerd_bin).arg("60")));
-    wait_until("the copy to run as dockerd", || {
-        semprep::process::comm(dockerd.pid()).as_deref() == Some("dockerd")
-    });
+    let mut dockerd = named_sleeper(&sb.dir, "dockerd");
     let pidfile = file_with(
         &sb.dir.join("docker.pid"),
         &format!("{}\n", dockerd.pid()),
@@ -571,4 +540,187 @@ fn an_older_semprep_s_flock_is_not_seen_and_the_liveness_check_protects() {
     let o = clean("docker");
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(gone(&cookies));
+}
+
+// ------------------------------------------------- more lock paths refused
+
+#[test]
+fn unsafe_lock_paths_are_refused_and_left_untouched() {
+    let sb = Sandbox::new();
+    let cookies = fixture(&["cookie", "--count", "3"]);
+    let ipc = sysvipc();
+    let old = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+    let precious = |name: &str| {
+        let p = sb.dir.join(name);
+        std::fs::write(&p, "precious\n").unwrap();
+        File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        p
+    };
+    let stamp = |p: &Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (std::fs::read(p).unwrap(), m.modified().unwrap(), m.uid())
+    };
+
+    let target = precious("target");
+    let link = sb.dir.join("link.lock");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let nowhere = sb.dir.join("created-through-a-link");
+    let dangling = sb.dir.join("dangling.lock");
+    std::os::unix::fs::symlink(&nowhere, &dangling).unwrap();
+    let dir = sb.dir.join("dir.lock");
+    std::fs::create_dir(&dir).unwrap();
+    let nobody = precious("nobody.lock");
+    std::os::unix::fs::chown(&nobody, Some(65534), Some(65534)).unwrap();
+    let hard = precious("hard.lock");
+    std::fs::hard_link(&hard, sb.dir.join("hard-2")).unwrap();
+    let fifo = sb.dir.join("fifo.lock");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let untouched = [&target, &nobody, &hard].map(|p| (p.clone(), stamp(p)));
+
+    let marker = sb.dir.join("program-ran");
+    let cases: [(&Path, &str); 6] = [
+        (&link, "is a symbolic link"),
+        (&dangling, "is a symbolic link"),
+        (&dir, "is a directory"),
+        (&nobody, "owned by uid 65534"),
+        (&hard, "2 hard links"),
+        (&fifo, "not a regular file"),
+    ];
+    for (path, why) in cases {
+        for cmd in [
+            &["run", "--min-age", "0"][..],
+            &["clean", "--min-age", "0"],
+            &[
+                "exec",
+                "--min-age",
+                "0",
+                "--",
+                "touch",
+                marker.to_str().unwrap(),
+            ],
+        ] {
+            let o = sb
+                .semprep()
+                .args(cmd)
+                .env("SEMPREP_LOCK_FILE", path)
+                .output()
+                .unwrap();
+            let what = format!("{cmd:?} with lock file {}", path.display());
+            assert_eq!(code(&o), 2, "{what}: {}", stderr(&o));
+            let err = stderr(&o);
+            assert!(err.contains(&path.display().to_string()), "{what}: {err}");
+            assert!(err.contains(why), "{what}: {why:?} missing from {err}");
+            assert_eq!(sysvipc(), ipc, "{what}: semaphores changed");
+            assert!(!marker.exists(), "{what}: the program ran");
+            assert!(!nowhere.exists(), "{what}: created a file through a link");
+            for (p, before) in &untouched {
+                assert_eq!(&stamp(p), before, "{what}: {} changed", p.display());
+            }
+        }
+    }
+
+    // A missing parent directory is created; the lock file is 0600.
+    let fresh = sb.dir.join("new/dir/semprep.lock");
+    let o = sb
+        .semprep()
+        .args(["clean", "--min-age", "0"])
+        .env("SEMPREP_LOCK_FILE", &fresh)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let m = std::fs::symlink_metadata(&fresh).unwrap();
+    assert!(m.is_file());
+    assert_eq!(m.permissions().mode() & 0o7777, 0o600);
+    assert!(gone(&cookies));
+}
+
+// --------------------------------------------------- waiting for the lock
+
+#[test]
+fn the_time_budget_bounds_the_lock_wait() {
+    let sb = Sandbox::new();
+    fixture(&["cookie", "--count", "3"]);
+    let ipc = sysvipc();
+    let _holder = Proc::fixture(&["fcntl-hold", sb.lock_path().to_str().unwrap()], true);
+    let timed = |args: &[&str]| {
+        let t = Instant::now();
+        let o = sb.run(args);
+        (o, t.elapsed())
+    };
+
+    // The hook gives up when its budget runs out, not after the lock wait,
+    // says so, and lets the daemon start.
+    let (o, took) = timed(&[
+        "run",
+        "--min-age",
+        "0",
+        "--lock-timeout",
+        "60s",
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "did not wait: {took:?}"
+    );
+    let err = stderr(&o);
+    let lines = complaints(&err);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("--timeout") && l.contains("lock")),
+        "{err}"
+    );
+    assert_eq!(sysvipc(), ipc);
+
+    // The lock wait ends first: still busy, still 0 in hook mode.
+    let (o, took) = timed(&["run", "--min-age", "0", "--lock-timeout", "300ms"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        stderr(&o).contains("semprep: error: lock file"),
+        "{}",
+        stderr(&o)
+    );
+
+    // An operator's clean, and a strict hook, report the refusal.
+    for args in [
+        &[
+            "clean",
+            "--min-age",
+            "0",
+            "--lock-timeout",
+            "60s",
+            "--timeout",
+            "1s",
+        ][..],
+        &["clean", "--min-age", "0", "--lock-timeout", "300ms"],
+        &[
+            "run",
+            "--strict",
+            "--min-age",
+            "0",
+            "--lock-timeout",
+            "60s",
+            "--timeout",
+            "1s",
+        ],
+    ] {
+        let (o, took) = timed(args);
+        assert_eq!(code(&o), 4, "{args:?}: {}", stderr(&o));
+        assert!(took < Duration::from_secs(6), "{args:?} took {took:?}");
+        assert!(
+            stderr(&o).contains("semprep: error: lock file"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert_eq!(sysvipc(), ipc);
 }

@@ -30,7 +30,7 @@ fn semprep_cookies(sb: &Sandbox) -> BTreeSet<(i64, u32, i64)> {
     let o = sb.run(&["status", "--json"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!(doc["schema"], 1);
+    assert_eq!(doc["schema"], 2);
     doc["sets"]
         .as_array()
         .unwrap()
@@ -47,7 +47,7 @@ fn semprep_cookies(sb: &Sandbox) -> BTreeSet<(i64, u32, i64)> {
 }
 
 /// Creates the same mix in any fresh namespace (so the same semids):
-/// returns (residual cookies, look-alikes, other foreign sets).
+/// returns (residual cookies, look-alikes, unrelated sets).
 fn mix() -> (Vec<i32>, Vec<i32>, Vec<i32>) {
     let mut cookies = Vec::new();
     let mut lookalikes = Vec::new();
@@ -57,8 +57,8 @@ fn mix() -> (Vec<i32>, Vec<i32>, Vec<i32>) {
     for kind in ["base0", "nsems2", "mode0666", "nonroot"] {
         lookalikes.extend(fixture(&["lookalike", kind]));
     }
-    let foreign = fixture(&["foreign", "--count", "6"]);
-    (cookies, lookalikes, foreign)
+    let unrelated = fixture(&["unrelated", "--count", "6"]);
+    (cookies, lookalikes, unrelated)
 }
 
 fn set(v: &[i32]) -> BTreeSet<i32> {
@@ -79,23 +79,23 @@ fn status_lists_exactly_what_dmsetup_lists() {
 #[test]
 fn clean_leaves_what_udevcomplete_all_leaves_but_the_look_alikes() {
     let a = Sandbox::new();
-    let (cookies, lookalikes, foreign) = mix();
+    let (cookies, lookalikes, unrelated) = mix();
     let o = a.run(&["clean", "--min-age", "0"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let left_by_semprep = set(&semids());
     drop(a);
 
     let _b = Sandbox::new(); // the twin: same recipe, same semids
-    let (cookies_b, lookalikes_b, foreign_b) = mix();
+    let (cookies_b, lookalikes_b, unrelated_b) = mix();
     assert_eq!(
-        (&cookies, &lookalikes, &foreign),
-        (&cookies_b, &lookalikes_b, &foreign_b)
+        (&cookies, &lookalikes, &unrelated),
+        (&cookies_b, &lookalikes_b, &unrelated_b)
     );
     dmsetup(&["udevcomplete_all", "-y"]);
     let left_by_dmsetup = set(&semids());
 
-    // Both removed every residual cookie and kept the other foreign sets...
-    assert_eq!(left_by_dmsetup, set(&foreign));
+    // Both removed every residual cookie and kept the unrelated sets...
+    assert_eq!(left_by_dmsetup, set(&unrelated));
     // ...and the one difference is the look-alikes dmsetup wrongly removed.
     let difference: BTreeSet<i32> = left_by_semprep
         .difference(&left_by_dmsetup)
@@ -109,11 +109,8 @@ fn clean_leaves_what_udevcomplete_all_leaves_but_the_look_alikes() {
 fn dmsetup_removes_busy_cookies_that_semprep_keeps() {
     let recipe = || {
         let ids = fixture(&["cookie", "--count", "4"]);
-        let waiter = Proc::fixture(&["waiter", &ids[0].to_string()], false);
+        let waiter = Proc::waiter(ids[0]);
         let owner = Proc::fixture(&["hold", &ids[1].to_string()], true);
-        wait_until("the waiter to block", || {
-            semprep::sysv::get_zcnt(ids[0]).ok() == Some(1)
-        });
         (ids, waiter, owner)
     };
     let a = Sandbox::new();

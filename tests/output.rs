@@ -27,7 +27,7 @@ fn one_doc(out: &[u8], what: &str) -> Value {
         .unwrap_or_else(|| panic!("{what}: no JSON document on stdout"))
         .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {text:.300}"));
     assert!(docs.next().is_none(), "{what}: more than one document");
-    assert_eq!(doc["schema"], 1, "{what}");
+    assert_eq!(doc["schema"], 2, "{what}");
     doc
 }
 
@@ -72,26 +72,6 @@ fn bounded(mut cmd: Command, dir: &Path, name: &str) -> (ExitStatus, Vec<u8>, St
         std::fs::read(&out).unwrap(),
         std::fs::read_to_string(&err).unwrap(),
     )
-}
-
-/// semprep in a private mount namespace (sharing our IPC namespace) where
-/// `over` is bind-mounted on this namespace's /proc/sys/kernel/sem.
-fn with_kernel_sem(sb: &Sandbox, over: &Path, args: &[&str]) -> Command {
-    let script = "mount --bind \"$1\" /proc/sys/kernel/sem && shift && exec \"$@\"";
-    let mut c = Command::new("unshare");
-    c.args(["--mount", "--propagation", "private", "sh", "-c", script])
-        .arg("sh")
-        .arg(over)
-        .arg(SEMPREP)
-        .args(args);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("SEMPREP_") || k == "JOURNAL_STREAM" {
-            c.env_remove(k);
-        }
-    }
-    c.env("SEMPREP_LOCK_FILE", sb.lock_path())
-        .env("SEMPREP_DAEMON", "none");
-    c
 }
 
 /// `args` with `options` right after the subcommand (before any `--`).
@@ -194,7 +174,8 @@ fn json_reports_the_watchdog_ending_the_run() {
     ];
     for (args, exit, doc_exit) in cases {
         let all = after_command(args, &["--json", "--timeout", "1s"]);
-        let c = with_kernel_sem(&sb, &fifo, &all);
+        let mut c = sb.semprep_with_kernel_sem(&fifo, false);
+        c.args(&all);
         let t = Instant::now();
         let (status, out, err) = bounded(c, &sb.dir, "watchdog");
         let what = format!("{args:?}: {err}");
@@ -235,7 +216,11 @@ fn json_reports_bad_input_found_after_parsing() {
     for args in [&["run"][..], &["status"], &["clean", "-n"]] {
         let mut all = args.to_vec();
         all.push("--json");
-        let o = with_kernel_sem(&sb, &fake, &all).output().unwrap();
+        let o = sb
+            .semprep_with_kernel_sem(&fake, false)
+            .args(&all)
+            .output()
+            .unwrap();
         let what = format!("{args:?} with a malformed kernel.sem: {}", stderr(&o));
         assert_eq!(code(&o), 2, "{what}");
         let doc = error_doc(&o.stdout, 2, 2, "malformed /proc/sys/kernel/sem", &what);
@@ -273,7 +258,6 @@ fn json_reports_bad_input_found_after_parsing() {
 
 #[test]
 fn json_reports_usage_errors_that_clap_finds() {
-    let sb = Sandbox::new();
     // (arguments, environment, words of the message)
     let cases: [(&[&str], Option<&str>, &str); 4] = [
         (&["run", "--json", "--bogus"], None, "--bogus"),
@@ -282,7 +266,7 @@ fn json_reports_usage_errors_that_clap_finds() {
         (&["--json", "--policy", "never"], None, "--policy"),
     ];
     for (args, env, words) in cases {
-        let mut c = sb.semprep();
+        let mut c = semprep_without_sandbox();
         c.args(args);
         if let Some(v) = env {
             c.env("SEMPREP_JSON", v);
@@ -299,7 +283,7 @@ fn json_reports_usage_errors_that_clap_finds() {
     }
     // Without --json, stdout stays empty; SEMPREP_JSON=no is not --json.
     for env in [None, Some("no")] {
-        let mut c = sb.semprep();
+        let mut c = semprep_without_sandbox();
         c.args(["run", "--bogus"]);
         if let Some(v) = env {
             c.env("SEMPREP_JSON", v);
@@ -316,11 +300,7 @@ fn json_reports_a_live_daemon_and_short_headroom() {
     sb.limits("250 32000 32 40");
     let cookies = fixture(&["cookie", "--count", "4"]);
     // A live dockerd: a `sleep` under that name, and its pidfile.
-    let program = named_copy(&sb.dir, "sleep", "dockerd");
-    let dockerd = Proc(Command::new(program).arg("60").spawn().unwrap());
-    wait_until("the copy to run as dockerd", || {
-        semprep::process::comm(dockerd.pid()).as_deref() == Some("dockerd")
-    });
+    let dockerd = named_sleeper(&sb.dir, "dockerd");
     let pidfile = sb.dir.join("docker.pid");
     std::fs::write(&pidfile, format!("{}\n", dockerd.pid())).unwrap();
     let pf = pidfile.to_str().unwrap();
@@ -343,8 +323,8 @@ fn json_reports_a_live_daemon_and_short_headroom() {
         assert_eq!(sysvipc(), ipc, "{what}");
     }
 
-    // Headroom short: 4 cookies, 36 foreign sets of SEMMNI 40.
-    fixture(&["foreign", "--count", "36"]);
+    // Headroom short: 4 cookies, 36 unrelated sets of SEMMNI 40.
+    fixture(&["unrelated", "--count", "36"]);
     for args in [
         &["run", "--policy", "clean"][..],
         &["clean"],

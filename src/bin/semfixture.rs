@@ -9,7 +9,8 @@
 //!       (udev's -1 done: value 1), waited (value 0)
 //!   lookalike KIND [--count N]   prefix-keyed sets that are not cookies:
 //!       base0, nsems2, mode0666, nonroot (created as uid 65534)
-//!   foreign [--count N]          keyed and IPC_PRIVATE non-cookie sets
+//!   unrelated [--count N]        sets without the dm prefix, nothing to
+//!       do with device-mapper: IPC_PRIVATE and keys 0x0D4E…
 //!   waiter SEMID                 block in a wait-for-zero semop
 //!   udev-wait SEMID              libdm's dm_udev_wait: drop the creator's 1
 //!       (IPC_NOWAIT), print "waiting", wait for zero, print "woken: 0" and
@@ -134,7 +135,7 @@ fn lookalike(args: &[String], out: &mut impl Write) {
     }
 }
 
-fn foreign(args: &[String], out: &mut impl Write) {
+fn unrelated(args: &[String], out: &mut impl Write) {
     let mut rng = Rng::new();
     for i in 0..number(args, "--count", "1") {
         let id = if i % 2 == 0 {
@@ -241,7 +242,7 @@ fn main() {
     match cmd.as_str() {
         "cookie" => cookie(args, &mut out),
         "lookalike" => lookalike(args, &mut out),
-        "foreign" => foreign(args, &mut out),
+        "unrelated" => unrelated(args, &mut out),
         "waiter" => {
             drop(out);
             ok("wait-for-zero semop", sysv::semop(semid(), 0, 0));

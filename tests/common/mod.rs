@@ -1,7 +1,9 @@
-//! Shared helpers for the kernel tests: a private IPC namespace per test,
-//! the semfixture and semprep binaries, and child processes that are always
-//! killed and reaped.
-#![allow(dead_code)] // each test file uses a different part
+//! Shared helpers for the tests: a private IPC namespace per test (and a
+//! kernel.sem of the test's choosing), the semfixture and semprep binaries,
+//! semprep without a sandbox for what needs no root, and child processes
+//! that are always killed and reaped. More in proc.rs (processes started and
+//! watched), sets.rs (semaphore sets) and journal.rs (what semprep logged).
+#![allow(dead_code, unused_imports)] // each test file uses a different part
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -50,7 +52,29 @@ impl Sandbox {
     /// semprep with this sandbox's lock and persist files, no daemon check
     /// (the host's pidfiles are not ours), and no inherited SEMPREP_*.
     pub fn semprep(&self) -> Command {
-        let mut c = Command::new(SEMPREP);
+        self.with_settings(Command::new(SEMPREP))
+    }
+
+    /// semprep (with this sandbox's settings; add its arguments) in a
+    /// private mount namespace that shares this IPC namespace, where `over`
+    /// is bind-mounted on /proc/sys/kernel/sem, read-only when `read_only`:
+    /// a kernel.sem that is malformed, never answers, or cannot be written.
+    /// (`over` may be /proc/sys/kernel/sem itself.)
+    pub fn semprep_with_kernel_sem(&self, over: &Path, read_only: bool) -> Command {
+        let script = "mount --bind \"$1\" /proc/sys/kernel/sem && \
+                      { [ \"$2\" = rw ] || mount -o remount,bind,ro /proc/sys/kernel/sem; } && \
+                      shift 2 && exec \"$@\"";
+        let mut c = Command::new("unshare");
+        c.args(["--mount", "--propagation", "private", "sh", "-c", script])
+            .arg("sh")
+            .arg(over)
+            .arg(if read_only { "ro" } else { "rw" })
+            .arg(SEMPREP);
+        self.with_settings(c)
+    }
+
+    /// `c`, which runs semprep, with this sandbox's settings.
+    fn with_settings(&self, mut c: Command) -> Command {
         for (k, _) in std::env::vars() {
             if k.starts_with("SEMPREP_") || k == "JOURNAL_STREAM" {
                 c.env_remove(k);
@@ -71,6 +95,24 @@ impl Drop for Sandbox {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// semprep without a sandbox, for what needs no root (parsing, help): no
+/// inherited SEMPREP_* or JOURNAL_STREAM, so the host's settings do not
+/// leak in. Anything that may touch semaphores or files uses a Sandbox.
+pub fn semprep_without_sandbox() -> Command {
+    let mut c = Command::new(SEMPREP);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("SEMPREP_") || k == "JOURNAL_STREAM" {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Runs semprep without a sandbox (see semprep_without_sandbox).
+pub fn unprivileged(args: &[&str]) -> Output {
+    semprep_without_sandbox().args(args).output().unwrap()
 }
 
 pub fn code(o: &Output) -> i32 {
@@ -135,6 +177,16 @@ impl Proc {
         p
     }
 
+    /// A semfixture blocked in a wait-for-zero on set `semid`: returns once
+    /// the kernel counts it (GETZCNT), so the set is busy from then on.
+    pub fn waiter(semid: i32) -> Proc {
+        let p = Proc::fixture(&["waiter", &semid.to_string()], false);
+        wait_until("the waiter to block", || {
+            semprep::sysv::get_zcnt(semid).ok() == Some(1)
+        });
+        p
+    }
+
     pub fn pid(&self) -> i32 {
         self.0.id() as i32
     }
@@ -179,3 +231,10 @@ pub fn which(program: &str) -> PathBuf {
         .find(|p| p.is_file())
         .unwrap_or_else(|| panic!("{program} not found in PATH"))
 }
+
+mod journal;
+mod proc;
+mod sets;
+pub use journal::*;
+pub use proc::*;
+pub use sets::*;

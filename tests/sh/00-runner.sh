@@ -6,9 +6,8 @@
 set -uo pipefail
 
 src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-failed=0
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; failed=1; }
+# shellcheck source-path=SCRIPTDIR source=lib/report.sh
+. "$(dirname "$0")/lib/report.sh"
 
 tmp=$(mktemp -d /tmp/semprep-runner.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT

@@ -7,9 +7,8 @@
 set -uo pipefail
 
 src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-failed=0
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; failed=1; }
+# shellcheck source-path=SCRIPTDIR source=lib/report.sh
+. "$(dirname "$0")/lib/report.sh"
 
 tmp=$(mktemp -d /tmp/semprep-deps.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
@@ -30,7 +29,7 @@ deps() { # rest = arguments; output in $tmp/out, exit status in rc
 }
 
 if [ "$(id -u)" != 0 ]; then
-	echo "SKIP: tests/deps.sh installing: needs root (it refuses to install otherwise)"
+	skip "tests/deps.sh installing: needs root (it refuses to install otherwise)"
 else
 	: >"$tmp/missing"
 	deps

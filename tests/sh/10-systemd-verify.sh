@@ -13,16 +13,15 @@
 set -uo pipefail
 
 src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-failed=0
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; failed=1; }
+# shellcheck source-path=SCRIPTDIR source=lib/report.sh
+. "$(dirname "$0")/lib/report.sh"
 
 tmp=$(mktemp -d /tmp/semprep-verify.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
 for tool in systemd-analyze apt-get dpkg-deb; do
 	if ! command -v "$tool" >/dev/null; then
-		echo "SKIP: systemd-analyze verify: $tool is not installed"
+		skip "systemd-analyze verify: $tool is not installed"
 		exit 0
 	fi
 done

@@ -9,13 +9,12 @@
 set -uo pipefail
 
 src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-failed=0
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; failed=1; }
+# shellcheck source-path=SCRIPTDIR source=lib/report.sh
+. "$(dirname "$0")/lib/report.sh"
 
 for b in "${SEMPREP_BIN:-}" "${SEMFIXTURE_BIN:-}"; do
 	if [ -z "$b" ] || [ ! -x "$b" ]; then
-		echo "SKIP: hooks: SEMPREP_BIN and SEMFIXTURE_BIN must name built binaries (cargo build --release)"
+		skip "hooks: SEMPREP_BIN and SEMFIXTURE_BIN must name built binaries (cargo build --release)"
 		exit 0
 	fi
 done
@@ -25,7 +24,7 @@ else
 	NS=(unshare --user --map-root-user --ipc --)
 fi
 if ! "${NS[@]}" true 2>/dev/null; then
-	echo "SKIP: hooks: cannot create a private IPC namespace (${NS[*]})"
+	skip "hooks: cannot create a private IPC namespace (${NS[*]})"
 	exit 0
 fi
 
@@ -66,8 +65,8 @@ SEMPREP_DAEMON_BINARY=$T/bin/dockerd
 EOF
 export SEMPREP_CONFIG=$T/semprep.conf
 
-# ns SEMMNI COOKIES FOREIGN CMD...: in a fresh IPC namespace, set SEMMNI,
-# create residual cookies and foreign sets, run CMD (its rc is returned,
+# ns SEMMNI COOKIES UNRELATED CMD...: in a fresh IPC namespace, set SEMMNI,
+# create residual cookies and unrelated sets, run CMD (its rc is returned,
 # stdout+stderr in $T/out), then write the sets left in use to $T/count.
 ns() {
 	rm -f "$T"/daemon.* "$T/count"
@@ -75,7 +74,7 @@ ns() {
 	"${NS[@]}" bash -c '
 		echo "32000 1024000000 500 $1" >/proc/sys/kernel/sem || exit 99
 		"$SEMFIXTURE_BIN" cookie --count "$2" >/dev/null || exit 98
-		"$SEMFIXTURE_BIN" foreign --count "$3" >/dev/null || exit 97
+		"$SEMFIXTURE_BIN" unrelated --count "$3" >/dev/null || exit 97
 		shift 3
 		"$@"; rc=$?
 		"$SEMFIXTURE_BIN" count >"$T/count"
@@ -83,9 +82,20 @@ ns() {
 }
 count() { cat "$T/count" 2>/dev/null; }
 
+# Both hooks read the settings with the same loop, copied rather than shared
+# (each must start the daemon on its own, see the hooks): no drifting apart.
+# shellcheck disable=SC2016 # the loop's first line, literally
+config_loop() { sed -n '/^for f in ${SEMPREP_CONFIG:-/,/^done$/p' "$1"; }
+loop=$(config_loop "$src/hooks/semprep-hook.sh")
+if [ "$(printf '%s\n' "$loop" | wc -l)" -gt 5 ] && [ "$loop" = "$(config_loop "$src/hooks/semprep-exec.sh")" ]; then
+	pass "hooks: semprep-hook.sh and semprep-exec.sh read the settings with the same loop"
+else
+	fail "hooks: the settings loops differ: $(diff <(printf '%s\n' "$loop") <(config_loop "$src/hooks/semprep-exec.sh"))"
+fi
+
 shells=()
-command -v dash >/dev/null && shells+=("dash") || echo "SKIP: hooks under dash: dash is not installed"
-command -v busybox >/dev/null && shells+=("busybox sh") || echo "SKIP: hooks under busybox sh: busybox is not installed"
+if command -v dash >/dev/null; then shells+=("dash"); else skip "hooks under dash: dash is not installed"; fi
+if command -v busybox >/dev/null; then shells+=("busybox sh"); else skip "hooks under busybox sh: busybox is not installed"; fi
 
 for SH in "${shells[@]}"; do
 	read -r -a sh <<<"$SH"
@@ -102,13 +112,13 @@ for SH in "${shells[@]}"; do
 		fail "[$SH] hook, nothing to do: $(cat "$T/out")"
 	fi
 	if ns 40 0 40 env SEMPREP_POLICY=clean "${sh[@]}" "$HOOK" docker; then
-		fail "[$SH] hook: SEMMNI full of foreign sets, policy clean: exit 0 (want 3)"
+		fail "[$SH] hook: SEMMNI full of unrelated sets, policy clean: exit 0 (want 3)"
 	else
 		rc=$?
 		if [ $rc = 3 ] && grep -q SEMMNI "$T/out" && grep -q /proc/sys/kernel/sem "$T/out" && [ "$(count)" = 40 ]; then
-			pass "[$SH] hook: full of foreign sets, policy clean: exit 3, says SEMMNI and /proc/sys/kernel/sem, touches nothing"
+			pass "[$SH] hook: full of unrelated sets, policy clean: exit 3, says SEMMNI and /proc/sys/kernel/sem, touches nothing"
 		else
-			fail "[$SH] hook, foreign sets: rc $rc, sets $(count): $(cat "$T/out")"
+			fail "[$SH] hook, unrelated sets: rc $rc, sets $(count): $(cat "$T/out")"
 		fi
 	fi
 	if ns 40 40 0 env SEMPREP_BIN="$T/nonexistent" "${sh[@]}" "$HOOK" docker &&

@@ -13,7 +13,7 @@
 #      the Prometheus report within its period (lib/e2e-metrics.sh);
 #   2. control, same state without semprep's drop-in: the start fails at the
 #      probe (semget: No space left on device);
-#   3. control, SEMMNI full of foreign sets, SEMPREP_POLICY=clean: the start
+#   3. control, SEMMNI full of unrelated sets, SEMPREP_POLICY=clean: the start
 #      fails with semprep's exit 3 and its explanation in `systemctl status`;
 #   4. `semprep exec -- dockerd`: the lock is dockerd's process's alone. Its
 #      containerd and a container's shim inherit the descriptor; a refused
@@ -31,9 +31,8 @@ src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 CACHE=${SEMPREP_E2E_ROOT:-/var/tmp/semprep-e2e-root}
 INCLUDE=systemd,systemd-sysv,dbus,procps,docker.io
 MACHINE=semprep-e2e-$$
-failed=0
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; failed=1; }
+# shellcheck source-path=SCRIPTDIR source=lib/report.sh
+. "$(dirname "$0")/lib/report.sh"
 note() { echo "   $*" >&2; }
 # Where install.sh puts semprep; case 2 hides its drop-in by moving it away.
 SBIN=/usr/local/sbin
@@ -48,17 +47,17 @@ DEB=${SEMPREP_E2E_DEB:-}
 
 for b in "${SEMPREP_BIN:-}" "${SEMFIXTURE_BIN:-}"; do
 	if [ -z "$b" ] || [ ! -x "$b" ]; then
-		echo "SKIP: systemd e2e: SEMPREP_BIN and SEMFIXTURE_BIN must name built binaries"
+		skip "systemd e2e: SEMPREP_BIN and SEMFIXTURE_BIN must name built binaries"
 		exit 0
 	fi
 done
 if [ "$(id -u)" != 0 ]; then
-	echo "SKIP: systemd e2e: needs root (debootstrap, systemd-nspawn, nsenter)"
+	skip "systemd e2e: needs root (debootstrap, systemd-nspawn, nsenter)"
 	exit 0
 fi
 for tool in debootstrap systemd-nspawn nsenter; do
 	if ! command -v "$tool" >/dev/null; then
-		echo "SKIP: systemd e2e: $tool is not installed (apt-get install --no-install-recommends systemd-container debootstrap)"
+		skip "systemd e2e: $tool is not installed (apt-get install --no-install-recommends systemd-container debootstrap)"
 		exit 0
 	fi
 done
@@ -193,12 +192,12 @@ if [ -n "$DEB" ]; then
 	conf_ready
 fi
 
-# fill SEMMNI POLICY COOKIES FOREIGN: reset the container's semaphores.
+# fill SEMMNI POLICY COOKIES UNRELATED: reset the container's semaphores.
 fill() {
 	in_ipc ipcrm --all=sem >/dev/null 2>&1
 	in_ipc sh -c "echo '32000 1024000000 500 $1' >/proc/sys/kernel/sem" &&
 		in_ipc_pid "$SEMFIXTURE_BIN" cookie --count "$2" >/dev/null &&
-		in_ipc "$SEMFIXTURE_BIN" foreign --count "$3" >/dev/null
+		in_ipc "$SEMFIXTURE_BIN" unrelated --count "$3" >/dev/null
 }
 sets() { in_ipc "$SEMFIXTURE_BIN" count; }
 semmni() { in_ipc cut -f4 /proc/sys/kernel/sem; }
@@ -305,7 +304,7 @@ else
 	fail "control without semprep: $(cat "$T/start.log"); active=$(in_c systemctl is-active docker); sets $(sets); semprep lines $semprep_lines -> $(journal 0-7 | wc -l); journal: $(journal | tail -n 5)"
 fi
 
-# --- 3. control: foreign sets, policy clean: semprep's exit 3 fails the start ---
+# --- 3. control: unrelated sets, policy clean: semprep's exit 3 fails the start ---
 reset_docker
 show_dropin
 echo 'SEMPREP_POLICY=clean' >>"$CONF"
@@ -317,7 +316,7 @@ status_has_reason() {
 	grep -q 'semprep.*SEMMNI' "$T/status"
 }
 if in_c systemctl start docker >"$T/start.log" 2>&1; then
-	fail "foreign sets + SEMPREP_POLICY=clean: docker started"
+	fail "unrelated sets + SEMPREP_POLICY=clean: docker started"
 else
 	# journald names a stream line's unit from its writer's cgroup, looked up
 	# when it reads the line. semprep waits until journald has read its lines
@@ -337,7 +336,7 @@ else
 	if [[ "$show" == *"semprep run --daemon docker ;"*"status=3 }"* ]] && [[ "$show" == *"semfixture probe ;"*"pid=0 ;"* ]] &&
 		grep -q 'SEMMNI' "$T/status" && grep -q '/proc/sys/kernel/sem' "$T/status" &&
 		[[ "$err" == *"headroom still short"* ]] && [ "$(sets)" = 48 ]; then
-		pass "control: SEMMNI full of foreign sets, SEMPREP_POLICY=clean: start fails with semprep's exit 3, the probe never runs, foreign sets untouched"
+		pass "control: SEMMNI full of unrelated sets, SEMPREP_POLICY=clean: start fails with semprep's exit 3, the probe never runs, unrelated sets untouched"
 		pass "systemctl status docker shows semprep's explanation (SEMMNI, /proc/sys/kernel/sem) at priority 3 (error)"
 	else
 		fail "policy clean control: ExecStartPre=$show; status: $(cat "$T/status"); error lines: $err; sets $(sets)"

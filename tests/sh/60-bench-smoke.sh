@@ -1,34 +1,37 @@
 #!/usr/bin/env bash
 # bench/run.sh --smoke: the benchmark script runs, and every run of every
-# tool is verified by the harness (cookies gone, foreign sets kept, listings
+# tool is verified by the harness (cookies gone, unrelated sets kept, listings
 # exact). Timings are printed, never asserted: benchmarks are not tests.
 set -uo pipefail
+# shellcheck source-path=SCRIPTDIR source=lib/report.sh
+. "$(dirname "$0")/lib/report.sh"
 
 src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 for b in "${SEMPREP_BIN:-}" "${SEMFIXTURE_BIN:-}"; do
 	if [ -z "$b" ] || [ ! -x "$b" ]; then
-		echo "SKIP: bench smoke: SEMPREP_BIN and SEMFIXTURE_BIN must name built binaries (cargo build --release)"
+		skip "bench smoke: SEMPREP_BIN and SEMFIXTURE_BIN must name built binaries (cargo build --release)"
 		exit 0
 	fi
 done
 if ! command -v dmsetup >/dev/null; then
-	echo "SKIP: bench smoke: dmsetup is not installed (apt-get install dmsetup)"
+	skip "bench smoke: dmsetup is not installed (apt-get install dmsetup)"
 	exit 0
 fi
 
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 if "$src/bench/run.sh" --smoke >"$out" 2>&1; then
-	echo "PASS: bench/run.sh --smoke runs and verifies every run"
+	pass "bench/run.sh --smoke runs and verifies every run"
 else
-	echo "FAIL: bench/run.sh --smoke: $(tail -5 "$out")"
+	fail "bench/run.sh --smoke: $(tail -5 "$out")"
 	exit 1
 fi
 for want in "semprep run" "dmsetup udevcookies" "semprep clean --min-age 0" \
 	"dmsetup udevcomplete_all -y" "shell loop" "semprep status --json" "every run verified"; do
 	if grep -qF -- "$want" "$out"; then
-		echo "PASS: bench table has \"$want\""
+		pass "bench table has \"$want\""
 	else
-		echo "FAIL: bench table lacks \"$want\": $(cat "$out")"
+		fail "bench table lacks \"$want\": $(cat "$out")"
 	fi
 done
+exit "$failed"

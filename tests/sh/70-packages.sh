@@ -30,24 +30,23 @@
 set -uo pipefail
 
 src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
-failed=0
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; failed=1; }
+# shellcheck source-path=SCRIPTDIR source=lib/report.sh
+. "$(dirname "$0")/lib/report.sh"
 note() { echo "   $*" >&2; }
 
 if [ "$(id -u)" != 0 ]; then
-	echo "SKIP: packages: needs root (rpm -i --root, the systemd container)"
+	skip "packages: needs root (rpm -i --root, the systemd container)"
 	exit 0
 fi
 for tool in cargo dpkg-deb dpkg-shlibdeps rpm rpmbuild rpmlint lintian mandoc man fish zsh \
 	systemd-analyze apt-get shellcheck; do
 	if ! command -v "$tool" >/dev/null; then
-		echo "SKIP: packages: $tool is not installed (.ci/run installs it)"
+		skip "packages: $tool is not installed (.ci/run installs it)"
 		exit 0
 	fi
 done
 if [ ! -f /usr/share/bash-completion/bash_completion ]; then
-	echo "SKIP: packages: bash-completion is not installed (.ci/run installs it)"
+	skip "packages: bash-completion is not installed (.ci/run installs it)"
 	exit 0
 fi
 

@@ -27,9 +27,8 @@ set -uo pipefail
 
 src=${SEMPREP_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 deploy=$src/deploy
-failed=0
-pass() { echo "PASS: $*"; }
-fail() { echo "FAIL: $*"; failed=1; }
+# shellcheck source-path=SCRIPTDIR source=lib/report.sh
+. "$(dirname "$0")/lib/report.sh"
 
 tmp=$(mktemp -d /tmp/semprep-deploy.XXXXXX)
 icinga_pid= # the Icinga 2 daemon this test starts, while it runs
@@ -37,7 +36,7 @@ trap '[ -z "$icinga_pid" ] || kill "$icinga_pid" 2>/dev/null; rm -rf "$tmp"' EXI
 
 for tool in apt-get dpkg-deb jq; do
 	if ! command -v "$tool" >/dev/null; then
-		echo "SKIP: deploy/ configurations: $tool is not installed"
+		skip "deploy/ configurations: $tool is not installed"
 		exit 0
 	fi
 done
