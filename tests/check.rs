@@ -109,7 +109,7 @@ fn ok_then_warning_by_residual_cookies() {
 fn warning_and_critical_by_usage_thresholds() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 200");
-    fixture(&["foreign", "--count", "161"]); // 80.5% of 200
+    fixture(&["unrelated", "--count", "161"]); // 80.5% of 200
     let (c, l) = check(&sb, &["--reserve", "0"]);
     assert_eq!((c, l.state.as_str()), (1, "WARNING"), "{l:?}");
     assert!(l.summary.contains("above --warning 80%"), "{l:?}");
@@ -127,7 +127,7 @@ fn warning_and_critical_by_usage_thresholds() {
 fn critical_by_short_headroom() {
     let sb = Sandbox::new();
     sb.limits("250 32000 32 40");
-    fixture(&["foreign", "--count", "10"]); // 30 free, reserve 32
+    fixture(&["unrelated", "--count", "10"]); // 30 free, reserve 32
     let (c, l) = check(&sb, &["--only", "headroom"]);
     assert_eq!((c, l.state.as_str()), (2, "CRITICAL"), "{l:?}");
     assert!(l.summary.contains("headroom short: 30 free sets"), "{l:?}");
