@@ -93,7 +93,7 @@ check_state() {
 		"semprep_dm_cookies{class=\"residual\"} \(n("residual"))",
 		"semprep_dm_cookies{class=\"busy\"} \(n("busy"))",
 		"semprep_dm_cookies{class=\"stuck\"} \(n("stuck"))",
-		"semprep_dm_cookies{class=\"lookalike\"} \(n("foreign"))",
+		"semprep_dm_cookies{class=\"lookalike\"} \(n("lookalike"))",
 		"semprep_headroom_short \(if .plan.before.short then 1 else 0 end)"' "$d/json")
 	got=$(grep -E '^semprep_(semaphore|dm_cookies|headroom)' "$d/prom")
 	if [ "$want" = "$got" ]; then
