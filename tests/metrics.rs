@@ -78,6 +78,11 @@ fn bad_output_or_format_is_refused_with_exit_2_and_nothing_written() {
             assert!(stderr(&o).contains(why), "{all:?}: {}", stderr(&o));
         }
     }
+    for cmd in ["status", "run"] {
+        let o = sb.run(&[cmd, "--format", "npd"]);
+        assert_eq!(code(&o), 2, "{cmd}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--format npd is check's only"), "{}", stderr(&o));
+    }
     let o = sb.run(&["run", "--metrics-file", dir.to_str().unwrap()]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("--metrics-file"), "{}", stderr(&o));
