@@ -334,8 +334,7 @@ pub(crate) fn parse_output_file(text: &str) -> Result<PathBuf, String> {
         }
     }
     match std::fs::symlink_metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(path),
-        Err(e) => Err(format!("{e}")),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{e}")),
         Ok(m) if m.file_type().is_symlink() => Err(
             "is a symbolic link: semprep writes a regular file there and never follows a link"
                 .into(),
@@ -344,7 +343,10 @@ pub(crate) fn parse_output_file(text: &str) -> Result<PathBuf, String> {
             Err("is a directory: name the file to write, e.g. DIR/semprep.prom".into())
         }
         Ok(m) if !m.is_file() => Err("is not a regular file (a device, FIFO or socket)".into()),
-        Ok(_) => Ok(path),
+        // The directory rules every write follows (docs/design.md §6).
+        Ok(_) | Err(_) => crate::safe_write::check(&path, crate::safe_write::DirPolicy::ServiceDir)
+            .map(|()| path.clone())
+            .map_err(|e| e.to_string()),
     }
 }
 
