@@ -40,6 +40,7 @@ Files (PREFIX=/usr/local):
                    zsh/site-functions/_semprep,
                    fish/vendor_completions.d/semprep.fish}
   /etc/systemd/system/<unit>.service.d/10-semprep.conf
+  /etc/systemd/system/semprep-metrics.{service,timer}  (not enabled)
   /etc/sysconfig/semprep if /etc/sysconfig exists, else /etc/default/semprep
                   (only if absent; never overwritten)
   /var/lib/semprep/install-manifest               what --uninstall removes
@@ -330,6 +331,10 @@ for u in $sel; do
 	put "$src/hooks/semprep-exec.sh" "$libexec/semprep-$exe" 755
 	put "$src/systemd/$u.service.d/10-semprep.conf" "$systemd_dir/$u.service.d/10-semprep.conf" 644
 done
+# The metrics timer: installed, never enabled (README, "Monitoring").
+for u in semprep-metrics.service semprep-metrics.timer; do
+	put "$src/systemd/$u" "$systemd_dir/$u" 644
+done
 
 # The man page and completions, generated from semprep's --help definition
 # (cargo xtask dist man completions), where man and each shell look under
@@ -391,6 +396,7 @@ if [ -z "$R" ]; then
 	echo "  $sbin/semprep status  # semaphore sets in use, residual cookies, headroom"
 	echo "  (status needs no root; as a user whose PATH lacks $sbin, as on Debian, type the full path)"
 	echo "  edit $config to change the settings; they apply at the next start."
+	echo "  For Prometheus' node_exporter: systemctl enable --now semprep-metrics.timer"
 	echo "  The hook runs at each start; restart a running daemon only if you need it now."
 	if [ ! -d /run/systemd/system ]; then
 		echo "  No systemd here: see the README (OpenRC: DOCKERD_BINARY=$libexec/semprep-dockerd"

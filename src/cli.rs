@@ -50,6 +50,25 @@ pub enum Command {
     /// Prepare like `run`, then replace semprep with PROGRAM, which keeps the lock for its life
     #[command(after_help = "Example: semprep exec --daemon docker -- /usr/bin/dockerd -H fd://")]
     Exec(ExecArgs),
+    /// Monitoring plugin (Nagios, Icinga, node-problem-detector): OK, WARNING, CRITICAL or UNKNOWN
+    #[command(after_help = crate::check::AFTER_HELP)]
+    Check(CheckArgs),
+    /// Complete stuck cookies the way udev would, so their waiters wake
+    #[command(after_help = crate::complete::AFTER_HELP)]
+    Complete(CompleteArgs),
+}
+
+/// What a report is written as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For people
+    Text,
+    /// The `--json` document
+    Json,
+    /// Prometheus text exposition (for node_exporter's textfile collector)
+    Prometheus,
+    /// check only: node-problem-detector's custom plugin line (at most 80 characters, exit 0-2)
+    Npd,
 }
 
 /// What every command prints and logs.
@@ -58,6 +77,12 @@ pub struct OutputArgs {
     /// Print one JSON document on stdout instead of text
     #[arg(long, env = "SEMPREP_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
+    /// Write the report in this format [default: text; --json means json; check: text or npd]
+    #[arg(long, env = "SEMPREP_FORMAT", value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    /// Write the report to FILE, atomically (mode 0644), instead of stdout
+    #[arg(long, env = "SEMPREP_OUTPUT", value_name = "FILE", value_parser = parse_output_file)]
+    pub output: Option<PathBuf>,
     /// Also log debug lines
     #[arg(short, long, env = "SEMPREP_VERBOSE", value_parser = BoolishValueParser::new(), conflicts_with = "quiet")]
     pub verbose: bool,
@@ -72,6 +97,9 @@ pub struct AgeArgs {
     /// A cookie untouched for less than this is busy, not residual (0, 90s, 5m, 1h)
     #[arg(long, env = "SEMPREP_MIN_AGE", default_value = "5m", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
     pub min_age: Duration,
+    /// A cookie with waiters idle at least this long is stuck (udev gives up after 180s)
+    #[arg(long, env = "SEMPREP_STUCK_AFTER", default_value = "10m", value_parser = parse_duration, allow_hyphen_values = true, value_name = "DURATION")]
+    pub stuck_after: Duration,
 }
 
 /// The headroom the daemon needs.
@@ -113,7 +141,7 @@ pub struct DaemonArgs {
     /// The daemon's pidfile [default: /var/run/docker.pid, /var/run/isulad.pid]
     #[arg(long, env = "SEMPREP_PIDFILE", value_name = "PATH", value_parser = parse_path)]
     pub pidfile: Option<PathBuf>,
-    /// Remove residual cookies even while the daemon runs
+    /// Override the safety refusal: run, exec, clean remove residual cookies while the daemon runs; complete completes cookies that are not stuck
     #[arg(long, env = "SEMPREP_FORCE", value_parser = BoolishValueParser::new())]
     pub force: bool,
 }
@@ -164,6 +192,9 @@ pub struct RunArgs {
     pub reserve: ReserveArgs,
     #[command(flatten)]
     pub raising: RaisingArgs,
+    /// Also write this run's outcome there, for node_exporter (Prometheus text, atomically)
+    #[arg(long, env = "SEMPREP_METRICS_FILE", value_name = "FILE", value_parser = parse_output_file)]
+    pub metrics_file: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -219,16 +250,119 @@ pub struct ExecArgs {
     pub program: Vec<OsString>,
 }
 
+/// What `check` judges.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Aspect {
+    /// Headroom short: the daemon's next start would fail (CRITICAL)
+    Headroom,
+    /// Sets in use past --warning or --critical percent of SEMMNI
+    Usage,
+    /// A stuck cookie (CRITICAL)
+    Stuck,
+    /// Residual cookies (WARNING)
+    Residual,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// WARNING when sets in use pass this percentage of SEMMNI (0-100)
+    #[arg(short, long, env = "SEMPREP_WARNING", default_value_t = 80, value_parser = |t: &str| parse_count(t, 0, 100), allow_hyphen_values = true, value_name = "PERCENT")]
+    pub warning: u64,
+    /// CRITICAL when sets in use pass this percentage of SEMMNI (0-100, above --warning)
+    #[arg(short, long, env = "SEMPREP_CRITICAL", default_value_t = 95, value_parser = |t: &str| parse_count(t, 0, 100), allow_hyphen_values = true, value_name = "PERCENT")]
+    pub critical: u64,
+    /// Judge only these aspects (comma-separated) [default: all]
+    #[arg(
+        long,
+        env = "SEMPREP_ONLY",
+        value_enum,
+        value_delimiter = ',',
+        value_name = "ASPECTS"
+    )]
+    pub only: Vec<Aspect>,
+    /// Write the report in this format [default: text; --json means json; check: text or npd]
+    #[arg(long, env = "SEMPREP_FORMAT", value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    /// Time budget for the whole run, any wait for the lock included (at least 100ms)
+    #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
+    pub timeout: Duration,
+    #[command(flatten)]
+    pub age: AgeArgs,
+    #[command(flatten)]
+    pub reserve: ReserveArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+#[command(group = clap::ArgGroup::new("which").required(true).args(["semids", "stuck"]))]
+pub struct CompleteArgs {
+    /// The cookies to complete, by semid (as `semprep status` shows them)
+    #[arg(value_name = "SEMID", value_parser = |t: &str| parse_count(t, 0, i32::MAX as u64).map(|n| n as i32))]
+    pub semids: Vec<i32>,
+    /// Complete every stuck cookie
+    #[arg(long)]
+    pub stuck: bool,
+    // The same option as run's --force, so it reads SEMPREP_FORCE too; the
+    // settings file is read by the units, which never run `complete`.
+    /// Override the safety refusal: run, exec, clean remove residual cookies while the daemon runs; complete completes cookies that are not stuck
+    #[arg(long, env = "SEMPREP_FORCE", value_parser = BoolishValueParser::new())]
+    pub force: bool,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+    #[command(flatten)]
+    pub age: AgeArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// A file a report is written to: its directory must exist; the file, when
+/// it exists, must be a regular file (never a symbolic link, a directory or
+/// a device), since it is replaced by a rename.
+pub(crate) fn parse_output_file(text: &str) -> Result<PathBuf, String> {
+    let path = parse_path(text)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("{} is not a directory", dir.display())),
+        Err(e) => {
+            return Err(format!(
+                "its directory {}: {e}; create it first",
+                dir.display()
+            ));
+        }
+    }
+    match std::fs::symlink_metadata(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{e}")),
+        Ok(m) if m.file_type().is_symlink() => Err(
+            "is a symbolic link: semprep writes a regular file there and never follows a link"
+                .into(),
+        ),
+        Ok(m) if m.is_dir() => {
+            Err("is a directory: name the file to write, e.g. DIR/semprep.prom".into())
+        }
+        Ok(m) if !m.is_file() => Err("is not a regular file (a device, FIFO or socket)".into()),
+        // The directory rules every write follows (docs/design.md §6).
+        Ok(_) | Err(_) => crate::safe_write::check(&path, crate::safe_write::DirPolicy::ServiceDir)
+            .map(|()| path.clone())
+            .map_err(|e| e.to_string()),
+    }
+}
+
 impl Command {
-    /// The command's output options, which every command has.
-    pub fn output(&self) -> &OutputArgs {
-        match self {
+    /// The command's output options: every command but `check`, whose
+    /// output is the monitoring plugin's.
+    pub fn output(&self) -> Option<&OutputArgs> {
+        Some(match self {
             Command::Run(a) => &a.output,
             Command::Exec(a) => &a.run.output,
             Command::Status(a) => &a.output,
             Command::Clean(a) => &a.output,
             Command::Raise(a) => &a.output,
-        }
+            Command::Complete(a) => &a.output,
+            Command::Check(_) => return None,
+        })
     }
 }
 

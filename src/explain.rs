@@ -100,7 +100,7 @@ pub fn short(
         None => format!(
             "{} removable, {} busy kept",
             plural(plan.remove.len(), "residual cookie"),
-            plan.counts().busy
+            plan.counts().busy + plan.counts().stuck
         ),
         Some(a) => format!(
             "{} removed, {} busy kept",
@@ -144,7 +144,8 @@ fn busy_kept(plan: &Plan, applied: &Applied) -> usize {
         .iter()
         .filter(|s| matches!(s.reason, SkipReason::Busy | SkipReason::Used))
         .count();
-    plan.counts().busy + rechecked
+    // Stuck cookies are kept too (run and clean never touch them).
+    plan.counts().busy + plan.counts().stuck + rechecked
 }
 
 /// One info line per reason planned removals were skipped, with the count:

@@ -64,7 +64,10 @@ pub(crate) fn conclude(out: &Out, result: Result<Code, Error>, found: &Found) ->
         // Not writing what was asked for is semprep's own failure, unless a
         // worse outcome already decides the exit code.
         Err(e) => {
-            let e = Error::failure(format!("cannot write the report to stdout: {e}"));
+            let to = crate::report::sink()
+                .output
+                .map_or("stdout".into(), |_| "--output".to_owned());
+            let e = Error::failure(format!("cannot write the report to {to}: {e}"));
             if code == 0 {
                 hook_policy(out, &e)
             } else {
@@ -115,6 +118,10 @@ fn report(out: &Out, found: &Found, error: Option<&Error>, code: i32) -> std::io
             exit_code: code,
         });
     }
+    let sink = crate::report::sink();
+    if sink.format == crate::cli::Format::Prometheus {
+        return prometheus(out, found, &sink, code);
+    }
     let (Some(snap), Some(plan)) = (snap, plan) else {
         return Ok(());
     };
@@ -129,11 +136,42 @@ fn report(out: &Out, found: &Found, error: Option<&Error>, code: i32) -> std::io
     }
 }
 
+/// `--format prometheus`: status prints the state; the other commands
+/// their run's outcome (`semprep_last_run_*`). A status that could not read
+/// the state prints nothing: an old report then goes stale, which an alert
+/// sees, rather than a wrong one.
+fn prometheus(
+    out: &Out,
+    found: &Found,
+    sink: &crate::report::Sink,
+    code: i32,
+) -> std::io::Result<()> {
+    let now = crate::run::now();
+    let text = match (&out.text, &found.snap, &found.plan) {
+        (Text::Status, Some(snap), Some(plan)) => crate::metrics::status(snap, plan, now),
+        (Text::Status, ..) => return Ok(()),
+        _ => {
+            let o = crate::metrics::Outcome::new(
+                sink.daemon,
+                now,
+                code,
+                found.snap.as_ref(),
+                found.applied.as_ref(),
+            );
+            crate::metrics::last_run("", &o)
+        }
+    };
+    report::emit(&text)
+}
+
 /// A command line clap could not parse: clap's message on stderr and its
 /// exit code (`--help` and `--version` print on stdout and exit 0). Under
 /// --json or SEMPREP_JSON, stdout also gets the one JSON document, with
 /// `exit_code` 2: a caller that asked for JSON reads stdout.
 pub fn usage_error(args: &[OsString], e: clap::Error) -> i32 {
+    if args.get(1).is_some_and(|a| a == "check") {
+        return crate::check::usage_error(args, e);
+    }
     if !e.use_stderr() {
         e.exit();
     }

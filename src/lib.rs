@@ -15,7 +15,9 @@
 // dead code.
 pub mod apply;
 mod budget;
+mod check;
 pub mod cli;
+mod complete;
 mod daemon;
 pub mod error;
 mod exec;
@@ -25,6 +27,7 @@ mod json;
 mod limits;
 mod lock;
 pub mod logging;
+mod metrics;
 mod parallel;
 pub mod plan;
 pub mod process;

@@ -1,14 +1,18 @@
 use semprep::cli;
 
 fn main() {
-    // clap's usage errors exit 2 (with a JSON document under --json);
-    // --help and --version exit 0.
+    // clap's usage errors exit 2 (with a JSON document under --json;
+    // `check` says UNKNOWN and exits 3); --help and --version exit 0.
     let cli = match cli::parse(std::env::args_os().collect()) {
         Ok(cli) => cli,
         Err((args, e)) => std::process::exit(semprep::finish::usage_error(&args, e)),
     };
-    let out = cli.command.output();
-    semprep::logging::init(out.verbose, out.quiet);
+    // A monitoring plugin's stdout is its result; its stderr only what failed.
+    let (verbose, quiet) = cli
+        .command
+        .output()
+        .map_or((false, true), |o| (o.verbose, o.quiet));
+    semprep::logging::init(verbose, quiet);
     let code = semprep::run::main(cli);
     semprep::logging::drain();
     std::process::exit(code);

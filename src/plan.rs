@@ -63,6 +63,10 @@ pub enum Class {
     Candidate,
     /// A cookie that may still be in use.
     Busy(Reasons),
+    /// A cookie with waiters whose udev completion will never come (idle
+    /// past --stuck-after): busy for `run` and `clean`, which never touch
+    /// it; `semprep complete` releases its waiters.
+    Stuck(Reasons),
 }
 
 impl Class {
@@ -73,6 +77,7 @@ impl Class {
             Class::Residual => "residual",
             Class::Candidate => "candidate",
             Class::Busy(_) => "busy",
+            Class::Stuck(_) => "stuck",
         }
     }
     /// The class in text for operators (`status`'s CLASS column).
@@ -86,7 +91,7 @@ impl Class {
     /// set this class was found for, idle for `age` seconds).
     pub fn reasons<'a>(&self, set: &'a SemSet, age: u64) -> impl Iterator<Item = Said<'a>> {
         let reasons = match self {
-            Class::Lookalike(r) | Class::Busy(r) => *r,
+            Class::Lookalike(r) | Class::Busy(r) | Class::Stuck(r) => *r,
             Class::Residual | Class::Candidate => Reasons::default(),
         };
         reasons.iter().map(move |reason| Said { reason, set, age })
@@ -120,11 +125,13 @@ pub enum Reason {
     /// GETPID 0 and /proc/self/ns/pid unreadable.
     OwnerUnseenNoProc,
     Young,
+    /// Waiters idle past --stuck-after.
+    Stuck,
 }
 
 impl Reason {
     /// In the order reasons are listed.
-    const ALL: [Reason; 12] = [
+    const ALL: [Reason; 13] = [
         Reason::KeyPrefix,
         Reason::KeyBase,
         Reason::Nsems,
@@ -137,6 +144,7 @@ impl Reason {
         Reason::OwnerUnseen,
         Reason::OwnerUnseenNoProc,
         Reason::Young,
+        Reason::Stuck,
     ];
 }
 
@@ -203,6 +211,13 @@ impl fmt::Display for Said<'_> {
                  semprep cannot see; run it in the host's pid namespace with /proc mounted)",
             ),
             (Reason::Young, _) => write!(f, "young ({}s)", self.age),
+            (Reason::Stuck, _) => write!(
+                f,
+                "stuck (idle {}: udev will not complete it; `semprep complete {}` wakes the \
+                 waiters)",
+                crate::report::human_age(self.age),
+                self.set.semid
+            ),
             // Only for a set other than the one classified: the bare word.
             (Reason::Unreadable, _) => f.write_str("unreadable"),
             (Reason::Waiters, Err(_)) => f.write_str("waiters"),
@@ -281,6 +296,37 @@ pub(crate) fn classify(set: &SemSet, min_age: u64, pid_ns: PidNamespace, now: i6
         (false, _) => Class::Busy(busy),
         (true, Err(NotRead::Deferred)) => Class::Candidate,
         (true, _) => Class::Residual,
+    }
+}
+
+/// The default `--stuck-after`: udev gives up on an event after 180 s, so a
+/// waiter idle this long past it will never be woken by udev.
+pub(crate) const DEFAULT_STUCK_AFTER: u64 = 600;
+
+/// A busy cookie with waiters for zero, idle at least `stuck_after`
+/// seconds, is stuck: libdm's `dm_udev_wait` blocks until udev completes
+/// the cookie, and udev gave up long ago (docs/design.md §3). `None` when
+/// the class stays as it is.
+pub(crate) fn stuck(set: &SemSet, class: &Class, stuck_after: u64, now: i64) -> Option<Class> {
+    let (Class::Busy(reasons), Ok(d)) = (class, &set.detail) else {
+        return None;
+    };
+    if d.zcnt <= 0 || age(set, now) < stuck_after {
+        return None;
+    }
+    let mut reasons = *reasons;
+    reasons.add(Reason::Stuck);
+    Some(Class::Stuck(reasons))
+}
+
+/// Marks the plan's stuck cookies (`stuck`). Stuck cookies are never in
+/// `plan.remove`: only residual ones are.
+pub(crate) fn mark_stuck(plan: &mut Plan, snap: &Snapshot, stuck_after: u64, now: i64) {
+    for (entry, set) in plan.sets.iter_mut().zip(&snap.sets) {
+        debug_assert_eq!(entry.semid, set.semid);
+        if let Some(class) = stuck(set, &entry.class, stuck_after, now) {
+            entry.class = class;
+        }
     }
 }
 
@@ -369,6 +415,7 @@ pub struct Counts {
     pub candidate: usize,
     pub busy: usize,
     pub lookalike: usize,
+    pub stuck: usize,
 }
 
 impl Plan {
@@ -380,6 +427,7 @@ impl Plan {
                 Class::Candidate => n.candidate += 1,
                 Class::Busy(_) => n.busy += 1,
                 Class::Lookalike(_) => n.lookalike += 1,
+                Class::Stuck(_) => n.stuck += 1,
             }
         }
         n

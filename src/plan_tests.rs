@@ -791,3 +791,88 @@ fn the_raise_rule_decides_from_any_usage() {
     let raised = p.rule.unwrap().raise(&s.limits, 118, 118).unwrap();
     assert_eq!(raised.semmni, 256);
 }
+
+/// A stuck cookie: waiters for zero, idle at least --stuck-after. Anything
+/// else keeps the class classify gave it; a stuck cookie is never removed.
+#[test]
+fn stuck_cookies_have_waiters_for_zero_and_are_idle_past_stuck_after() {
+    let waiter = Owner::Alive {
+        pid: 9,
+        comm: "dockerd".into(),
+    };
+    // A libdm waiter: it did the last semop itself (its -1), then waits.
+    let waited = |idle: i64| {
+        with(cookie(1), |s| {
+            (s.stat.otime, s.stat.ctime) = (NOW - idle, NOW - 9999);
+            let d = detail(s);
+            (d.zcnt, d.owner) = (1, waiter.clone());
+        })
+    };
+    // (name, set, stuck_after, stuck?)
+    let cases: Vec<(&str, SemSet, u64, bool)> = vec![
+        ("waiter idle past stuck-after", waited(601), 600, true),
+        ("waiter idle exactly stuck-after", waited(600), 600, true),
+        ("waiter idle 1s short", waited(599), 600, false),
+        ("stuck-after 0: any waiter", waited(0), 0, true),
+        (
+            "waiter for increase only",
+            with(waited(3600), |s| (detail(s).zcnt, detail(s).ncnt) = (0, 1)),
+            600,
+            false,
+        ),
+        (
+            "no waiter, live owner",
+            with(waited(3600), |s| detail(s).zcnt = 0),
+            600,
+            false,
+        ),
+        ("residual cookie", cookie(1), 0, false),
+        (
+            "look-alike with a waiter",
+            with(waited(3600), |s| s.stat.nsems = 2),
+            600,
+            false,
+        ),
+        (
+            "unreadable",
+            with(waited(3600), |s| {
+                s.detail = Err(crate::snapshot::NotRead::Denied("needs root".into()))
+            }),
+            600,
+            false,
+        ),
+        (
+            "changed recently (ctime) though not operated",
+            with(waited(3600), |s| s.stat.ctime = NOW - 10),
+            600,
+            false,
+        ),
+    ];
+    for (name, set, stuck_after, want) in cases {
+        let class = classify(&set, 300, PidNamespace::Initial, NOW);
+        let got = stuck(&set, &class, stuck_after, NOW);
+        assert_eq!(got.is_some(), want, "{name}: {got:?}");
+        if let Some(stuck) = got {
+            // It keeps every busy reason and says why it is stuck.
+            let (busy, said) = (
+                class.reasons_text(&set, age(&set, NOW)),
+                stuck.reasons_text(&set, age(&set, NOW)),
+            );
+            assert!(said.starts_with(&busy), "{name}: {said}");
+            assert!(said.contains(", stuck (idle "), "{name}: {said}");
+        }
+    }
+    // In a plan: counted as stuck, not busy, and never removed.
+    let s = snap(
+        (250, 32000, 32, 128),
+        3,
+        vec![waited(3600), cookie(2), waited(10)],
+    );
+    let mut p = plan(&s, &params(Policy::Auto), NOW).unwrap();
+    mark_stuck(&mut p, &s, 600, NOW);
+    assert_eq!(
+        (p.counts().stuck, p.counts().busy, p.counts().residual),
+        (1, 1, 1)
+    );
+    assert_eq!(p.remove, vec![2]);
+}

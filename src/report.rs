@@ -22,19 +22,74 @@ pub(crate) fn emit_bytes(bytes: &[u8]) -> io::Result<()> {
     emit_with(|out| io::Write::write_all(out, bytes))
 }
 
-/// Stdout, locked for the whole report, behind a buffer of 64 KiB: large
-/// writes, and memory that does not grow with the report.
-pub(crate) type Stdout = io::BufWriter<io::StdoutLock<'static>>;
+/// Where the one report goes and in what format: process-wide like stdout
+/// itself, set once from the command line (`--format`, `--output`).
+#[derive(Clone, Debug)]
+pub(crate) struct Sink {
+    pub format: crate::cli::Format,
+    /// `--output`: the file the report replaces, instead of stdout.
+    pub output: Option<std::path::PathBuf>,
+    /// The `daemon` label of a run's `semprep_last_run_*` series.
+    pub daemon: &'static str,
+}
+
+static SINK: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+
+/// Sets where reports go, from the command line; only the first call
+/// counts. `--format json` is `--json`, and an explicit --format wins over
+/// --json (or SEMPREP_JSON from a settings file).
+pub(crate) fn set_sink(command: &mut crate::cli::Command) {
+    use crate::cli::{Command, Format};
+    use crate::daemon::Daemon;
+    let (out, daemon) = match command {
+        Command::Run(a) => (&mut a.output, a.daemon.daemon),
+        Command::Exec(a) => (&mut a.run.output, a.run.daemon.daemon),
+        Command::Clean(a) => (&mut a.output, a.daemon.daemon),
+        Command::Status(a) => (&mut a.output, Daemon::None),
+        Command::Raise(a) => (&mut a.output, Daemon::None),
+        Command::Complete(a) => (&mut a.output, Daemon::None),
+        Command::Check(_) => return,
+    };
+    if let Some(f) = out.format {
+        out.json = f == Format::Json;
+    }
+    let _ = SINK.set(Sink {
+        format: out
+            .format
+            .unwrap_or(if out.json { Format::Json } else { Format::Text }),
+        output: out.output.clone(),
+        daemon: crate::metrics::daemon_label(daemon),
+    });
+}
+
+pub(crate) fn sink() -> Sink {
+    SINK.get().cloned().unwrap_or(Sink {
+        format: crate::cli::Format::Text,
+        output: None,
+        daemon: "none",
+    })
+}
 
 /// Writes the run's one report to stdout through `write`, or nothing if a
 /// report was already written. A closed pipe (`semprep status | head`) is
 /// not an error: the reader has what it wanted. Any other write error is
 /// (`>/dev/full`).
-pub(crate) fn emit_with(write: impl FnOnce(&mut Stdout) -> io::Result<()>) -> io::Result<()> {
+pub(crate) fn emit_with(
+    write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> io::Result<()> {
     use std::io::Write;
     if REPORTED.swap(true, Ordering::SeqCst) {
         return Ok(());
     }
+    // --output: the whole report, then one atomic replacement of the file.
+    if let Some(path) = SINK.get().and_then(|s| s.output.as_deref()) {
+        let mut bytes = Vec::new();
+        write(&mut bytes)?;
+        return crate::metrics::write_file_atomically(path, &bytes)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+    }
+    // Stdout, locked for the whole report, behind a buffer of 64 KiB: large
+    // writes, and memory that does not grow with the report.
     let mut out = io::BufWriter::with_capacity(64 * 1024, io::stdout().lock());
     match write(&mut out).and_then(|()| out.flush()) {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
@@ -85,14 +140,18 @@ pub fn summary(snap: &Snapshot, plan: &Plan) -> String {
         candidate,
         busy,
         lookalike,
+        stuck,
     } = plan.counts();
     let mut s = format!(
         "semaphore sets {}/{} ({}): {} ({residual} residual, {busy} busy",
         snap.sets_in_use,
         snap.limits.semmni,
         percent(snap.sets_in_use, snap.limits.semmni),
-        plural(residual + candidate + busy, "dm cookie"),
+        plural(residual + candidate + busy + stuck, "dm cookie"),
     );
+    if stuck > 0 {
+        let _ = write!(s, ", {stuck} stuck");
+    }
     if candidate > 0 {
         let _ = write!(
             s,

@@ -59,9 +59,11 @@ struct Job {
     daemon: cli::DaemonArgs,
     json: bool,
     persist: Option<PathBuf>,
+    /// `--stuck-after`, in seconds: stuck cookies show as such.
+    stuck_after: u64,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
@@ -91,6 +93,7 @@ impl Job {
             daemon: a.daemon.clone(),
             json: a.output.json,
             persist: a.raising.persist_to(),
+            stuck_after: a.age.stuck_after.as_secs(),
         }
     }
 
@@ -103,6 +106,7 @@ impl Job {
             daemon: a.daemon.clone(),
             json: a.output.json,
             persist: None,
+            stuck_after: a.age.stuck_after.as_secs(),
         }
     }
 
@@ -123,6 +127,7 @@ impl Job {
             },
             json: a.output.json,
             persist: a.raising.persist_to(),
+            stuck_after: plan::DEFAULT_STUCK_AFTER,
         }
     }
 
@@ -146,9 +151,23 @@ impl Job {
 }
 
 /// Runs the parsed command line; returns the process exit code.
-pub fn main(cli: cli::Cli) -> i32 {
+pub fn main(mut cli: cli::Cli) -> i32 {
+    report::set_sink(&mut cli.command);
+    if report::sink().format == cli::Format::Npd && !matches!(cli.command, Command::Check(_)) {
+        error!(
+            "--format npd is check's only (node-problem-detector); use text, json or prometheus"
+        );
+        return Code::Usage as i32;
+    }
+    let metrics_file = match &cli.command {
+        Command::Run(a) => a.metrics_file.clone(),
+        Command::Exec(a) => a.run.metrics_file.clone(),
+        _ => None,
+    };
     let (job, program) = match cli.command {
         Command::Status(a) => return status(&a),
+        Command::Check(a) => return crate::check::main(&a),
+        Command::Complete(a) => return crate::complete::main(&a),
         Command::Run(a) => (Job::hook(Kind::Run, &a), None),
         Command::Exec(a) => (Job::hook(Kind::Exec, &a.run), Some(a.program)),
         Command::Clean(a) => (Job::clean(&a), None),
@@ -167,6 +186,9 @@ pub fn main(cli: cli::Cli) -> i32 {
     };
     let ended = result.as_ref().ok().copied();
     let code = conclude(&job.out(), result, &found);
+    if let Some(path) = metrics_file {
+        crate::metrics::after_hook(&path, job.daemon.daemon, code, &found);
+    }
     match program {
         None => code,
         // Headroom certainly short: the program would fail anyway.
@@ -237,17 +259,20 @@ fn status(a: &cli::StatusArgs) -> i32 {
         std::process::exit(code)
     });
     let mut found = Found::default();
-    let result = read_status(&out.params, &mut found);
+    let result = read_status(&out.params, a.age.stuck_after.as_secs(), &mut found);
     budget.disarm();
     conclude(&out, result, &found)
 }
 
-fn read_status(p: &Params, found: &mut Found) -> Result<Code, Error> {
+fn read_status(p: &Params, stuck_after: u64, found: &mut Found) -> Result<Code, Error> {
     let snap = &*found.snap.insert(snapshot::read(ReadOptions {
         values: true,
         defer_details: false,
     })?);
-    found.plan = Some(plan::plan(snap, p, now())?);
+    let at = now();
+    let mut plan = plan::plan(snap, p, at)?;
+    plan::mark_stuck(&mut plan, snap, stuck_after, at);
+    found.plan = Some(plan);
     Ok(Code::Ready)
 }
 
@@ -350,7 +375,9 @@ fn change(
         defer_details: !shows_sets && job.params.policy.removes(),
     };
     let snap = &*found.snap.insert(snapshot::read(opts)?);
-    let plan = plan::plan(snap, &job.params, now())?;
+    let at = now();
+    let mut plan = plan::plan(snap, &job.params, at)?;
+    plan::mark_stuck(&mut plan, snap, job.stuck_after, at);
     let plan = &*found.plan.insert(plan);
     debug!("{}", report::summary(snap, plan));
     let refused = guard_daemon(job, plan);

@@ -111,7 +111,7 @@ fn get(semid: i32, cmd: libc::c_int) -> io::Result<i32> {
 }
 
 /// Value of semaphore 0.
-pub(crate) fn get_val(semid: i32) -> io::Result<i32> {
+pub fn get_val(semid: i32) -> io::Result<i32> {
     get(semid, libc::GETVAL)
 }
 /// Pid of the last semop or SETVAL on semaphore 0 (0 if none or invisible).

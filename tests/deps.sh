@@ -7,6 +7,10 @@
 #
 #   tests/deps.sh           install the missing packages (apt-get)
 #   tests/deps.sh --check   name the missing packages; exit 1 if any
+#   tests/deps.sh --unpack DIR   download the `unpacked` packages below and
+#                           unpack them into DIR, never installed (their
+#                           maintainer scripts start servers); needs apt's
+#                           package lists, not root
 #
 # The Rust toolchain (cargo) is not among them: the suite builds with the
 # one on PATH.
@@ -35,8 +39,28 @@ packages=(
 	fish
 	zsh
 	git               # xtask's source tarball (git ls-files)
+	curl              # tests/sh/80-fleet.sh scrapes node_exporter
+)
+# Unpacked into a temporary directory by the tests that run them, never
+# installed: the prometheus and node_exporter packages start their servers.
+unpacked=(
+	prometheus               # promtool check metrics (tests/sh/80-fleet.sh)
+	prometheus-node-exporter # a real textfile collector (tests/sh/80-fleet.sh)
 )
 # --- end of the packages ---
+
+if [ "${1:-}" = --unpack ]; then
+	dir=${2:?usage: tests/deps.sh --unpack DIR}
+	mkdir -p "$dir/debs"
+	if ! (cd "$dir/debs" && apt-get download "${unpacked[@]}") >"$dir/apt.log" 2>&1; then
+		echo "tests/deps.sh: apt-get download ${unpacked[*]} failed: $(tail -n 3 "$dir/apt.log" | tr '\n' ' ')" >&2
+		exit 1
+	fi
+	for deb in "$dir"/debs/*.deb; do
+		dpkg-deb -x "$deb" "$dir" || exit 1
+	done
+	exit 0
+fi
 
 missing=()
 for p in "${packages[@]}"; do

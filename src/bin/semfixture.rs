@@ -12,6 +12,9 @@
 //!   unrelated [--count N]        sets without the dm prefix, nothing to
 //!       do with device-mapper: IPC_PRIVATE and keys 0x0D4E…
 //!   waiter SEMID                 block in a wait-for-zero semop
+//!   udev-wait SEMID              libdm's dm_udev_wait: drop the creator's 1
+//!       (IPC_NOWAIT), print "waiting", wait for zero, print "woken: 0" and
+//!       remove the set as libdm does; or print "woken: ERROR", exit 1
 //!   hold SEMID...                do a +1 semop on each, print "ready", sleep
 //!       (a live owner of every one)
 //!   probe                        need one set and one semop, as a daemon would
@@ -244,6 +247,23 @@ fn main() {
         "waiter" => {
             drop(out);
             ok("wait-for-zero semop", sysv::semop(semid(), 0, 0));
+        }
+        "udev-wait" => {
+            drop(out);
+            let id = semid();
+            ok("semop -1", sysv::semop(id, -1, libc::IPC_NOWAIT as i16));
+            println!("waiting");
+            let _ = std::io::stdout().flush();
+            match sysv::semop(id, 0, 0) {
+                Ok(()) => {
+                    ok("IPC_RMID", sysv::remove(id));
+                    println!("woken: 0");
+                }
+                Err(e) => {
+                    println!("woken: {e}");
+                    std::process::exit(1);
+                }
+            }
         }
         "hold" => {
             drop(out);

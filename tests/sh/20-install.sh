@@ -59,6 +59,8 @@ if inst "$R" --binary "$bin" --units all; then
 644 f ./etc/systemd/system/docker.service.d/10-semprep.conf
 755 d ./etc/systemd/system/isulad.service.d
 644 f ./etc/systemd/system/isulad.service.d/10-semprep.conf
+644 f ./etc/systemd/system/semprep-metrics.service
+644 f ./etc/systemd/system/semprep-metrics.timer
 755 d ./usr
 755 d ./usr/local
 755 d ./usr/local/libexec

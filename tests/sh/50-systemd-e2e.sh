@@ -9,6 +9,8 @@
 #
 #   1. with semprep: docker active, cookies gone, ExecStartPre lists semprep,
 #      semprep's lines in the journal at info priority;
+#   1b. semprep-metrics.timer, installed but not enabled: enabled, it writes
+#      the Prometheus report within its period (lib/e2e-metrics.sh);
 #   2. control, same state without semprep's drop-in: the start fails at the
 #      probe (semget: No space left on device);
 #   3. control, SEMMNI full of unrelated sets, SEMPREP_POLICY=clean: the start
@@ -275,6 +277,11 @@ if [ -z "$warn" ]; then
 else
 	fail "journal: semprep warned: $warn"
 fi
+
+# --- 1b. semprep-metrics.timer: installed, not enabled; enabled, it reports ---
+# shellcheck disable=SC1091 # 70-packages.sh shellchecks lib/ with -x
+. "$src/tests/sh/lib/e2e-metrics.sh"
+metrics_timer_case
 
 # --- 2. control: the same state without semprep fails at the probe ---
 reset_docker

@@ -134,6 +134,8 @@ rpm_list() {
 cat >"$tmp/want" <<'EOF'
 -rw-r--r-- /usr/lib/systemd/system/docker.service.d/10-semprep.conf
 -rw-r--r-- /usr/lib/systemd/system/isulad.service.d/10-semprep.conf
+-rw-r--r-- /usr/lib/systemd/system/semprep-metrics.service
+-rw-r--r-- /usr/lib/systemd/system/semprep-metrics.timer
 -rw-r--r-- /usr/share/bash-completion/completions/semprep
 -rw-r--r-- /usr/share/fish/vendor_completions.d/semprep.fish
 -rw-r--r-- /usr/share/man/man8/semprep.8.gz

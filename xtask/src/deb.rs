@@ -147,6 +147,15 @@ fn files(ctx: &Ctx, version: &str, epoch: u64) -> Result<Vec<File>> {
             util::package_paths(&dropin),
         ));
     }
+    // The metrics timer and its service: shipped, not enabled (README,
+    // "Monitoring").
+    for unit in ["semprep-metrics.service", "semprep-metrics.timer"] {
+        files.push(file(
+            &format!("usr/lib/systemd/system/{unit}"),
+            0o644,
+            util::package_paths(&src(&format!("systemd/{unit}"))?),
+        ));
+    }
     files.push(file(
         "usr/share/semprep/containerd.service.d/10-semprep.conf",
         0o644,

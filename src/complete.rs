@@ -1,0 +1,325 @@
+//! `semprep complete`: completes stuck cookies the way udev would.
+//!
+//! libdm's protocol (lvm2 libdm/libdm-common.c): a cookie is created with
+//! value 1, each dm task adds 1, udev's rule runs `dmsetup udevcomplete`
+//! once per event (`dm_udev_complete` → `_udev_notify_sem_dec`: one semop
+//! of -1 with IPC_NOWAIT), and `dm_udev_wait` drops the creator's 1, waits
+//! for zero, then destroys the set itself. A stuck cookie is one whose
+//! completions never came: decrementing it to 0, one IPC_NOWAIT semop at a
+//! time, is exactly what udev would have done, so the waiter's semop
+//! returns 0 and libdm removes the cookie. Removing the set instead (what
+//! `dmsetup udevcomplete_all` does for idle cookies, and `ipcrm`) wakes it
+//! with EIDRM. docs/design.md §3 (classification).
+
+use crate::cli::CompleteArgs;
+use crate::error::{Code, Error};
+use crate::plan::{self, Class, Params, Policy};
+use crate::report::{emit, key_hex, plural};
+use crate::snapshot::{self, Owners, ReadOptions, Snapshot};
+use log::{error, info};
+use serde_json::json;
+
+pub const AFTER_HELP: &str = "\
+Decrements each cookie's semaphore to 0 without blocking, as udev's
+`dmsetup udevcomplete` would: its waiters wake normally and libdm removes the
+cookie itself. Only cookies that are stuck (waiters, idle past --stuck-after),
+re-checked right before; --force completes a named cookie that is not stuck.
+Examples: semprep complete --stuck --dry-run · semprep complete 98311";
+
+/// One cookie to complete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub semid: i32,
+    pub key: i32,
+}
+
+/// Which cookies to complete, from the snapshot's plan (stuck cookies
+/// marked). `Err` is bad input: a semid that is not a dm cookie, or not
+/// stuck without `force`. Nothing is completed unless every one is valid.
+pub fn targets(
+    snap: &Snapshot,
+    plan: &plan::Plan,
+    semids: &[i32],
+    stuck: bool,
+    force: bool,
+) -> Result<Vec<Target>, String> {
+    let target = |e: &plan::Entry| Target {
+        semid: e.semid,
+        key: e.key,
+    };
+    if stuck {
+        // --force is about named cookies; with --stuck (it may come from
+        // SEMPREP_FORCE) it changes nothing: only stuck ones are completed.
+        return Ok(plan
+            .sets
+            .iter()
+            .filter(|e| matches!(e.class, Class::Stuck(_)))
+            .map(target)
+            .collect());
+    }
+    let mut out = Vec::new();
+    for &semid in semids {
+        let Some(e) = plan.sets.iter().find(|e| e.semid == semid) else {
+            return Err(format!(
+                "semid {semid} is not a dm cookie (no semaphore set with that semid has the \
+                 dm key prefix 0x0d4d): see `semprep status`"
+            ));
+        };
+        let set = snap.sets.iter().find(|s| s.semid == semid);
+        let why = |c: &Class| set.map_or(String::new(), |s| c.reasons_text(s, e.age));
+        match &e.class {
+            c @ Class::Lookalike(_) => {
+                return Err(format!(
+                    "semid {semid} (key {}) is a look-alike, not a dm cookie ({}): semprep \
+                     never touches it",
+                    key_hex(e.key),
+                    why(c)
+                ));
+            }
+            Class::Stuck(_) => {}
+            other if !force => {
+                return Err(format!(
+                    "semid {semid} (key {}) is {}, not stuck ({}): complete it only if you \
+                     know its udev event is lost, with --force",
+                    key_hex(e.key),
+                    other.name(),
+                    why(other)
+                ));
+            }
+            _ => {}
+        }
+        if !out.iter().any(|t: &Target| t.semid == semid) {
+            out.push(target(e));
+        }
+    }
+    Ok(out)
+}
+
+/// What happened to one target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Done {
+    pub semid: i32,
+    pub key: i32,
+    /// The value before; the decrements made (dry run: would make).
+    pub value: i32,
+    pub decrements: i32,
+    /// Why it was left alone, when it was.
+    pub skipped: Option<String>,
+}
+
+/// Re-checks one target by semid, then decrements it to 0 with IPC_NOWAIT.
+fn complete_one(
+    t: &Target,
+    a: &CompleteArgs,
+    snap: &Snapshot,
+    owners: &mut Owners,
+) -> Result<Done, String> {
+    let mut done = Done {
+        semid: t.semid,
+        key: t.key,
+        value: 0,
+        decrements: 0,
+        skipped: None,
+    };
+    let now = crate::run::now();
+    let set = match snapshot::reread(t.semid, owners, None) {
+        Ok(Some(set)) => set,
+        Ok(None) => {
+            done.skipped = Some("gone since it was read".into());
+            return Ok(done);
+        }
+        Err(e) => return Err(format!("semctl({}, IPC_STAT): {e}", t.semid)),
+    };
+    if set.stat.key != t.key {
+        done.skipped = Some("key changed: another set took the slot".into());
+        return Ok(done);
+    }
+    let class = plan::classify(&set, a.age.min_age.as_secs(), snap.pid_namespace, now);
+    let stuck_after = a.age.stuck_after.as_secs();
+    let still = match plan::stuck(&set, &class, stuck_after, now) {
+        Some(_) => None,
+        None if matches!(class, Class::Lookalike(_)) => Some("no longer cookie-shaped".to_owned()),
+        None if a.force => None,
+        None => Some(format!(
+            "no longer stuck ({})",
+            class.reasons_text(&set, plan::age(&set, now))
+        )),
+    };
+    if let Some(why) = still {
+        done.skipped = Some(why);
+        return Ok(done);
+    }
+    let value =
+        crate::sysv::get_val(t.semid).map_err(|e| format!("semctl({}, GETVAL): {e}", t.semid))?;
+    done.value = value;
+    if a.change.dry_run {
+        done.decrements = value.max(0);
+        return Ok(done);
+    }
+    // One IPC_NOWAIT decrement per missing completion, as udev's
+    // `dmsetup udevcomplete` does; never more than the value read, so a
+    // cookie that a new task raised meanwhile is not over-completed.
+    for _ in 0..value.max(0) {
+        match crate::sysv::semop(t.semid, -1, libc::IPC_NOWAIT as i16) {
+            Ok(()) => done.decrements += 1,
+            // Already 0 (the waiter or udev got there) or destroyed by the
+            // woken waiter: done either way.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EAGAIN) | Some(libc::EIDRM) | Some(libc::EINVAL)
+                ) =>
+            {
+                break;
+            }
+            Err(e) => return Err(format!("semop({}, -1, IPC_NOWAIT): {e}", t.semid)),
+        }
+    }
+    Ok(done)
+}
+
+fn text(done: &[Done], dry_run: bool) -> String {
+    let mut out = String::new();
+    if done.is_empty() {
+        out.push_str("no stuck dm cookie: nothing to complete\n");
+    }
+    for d in done {
+        let line = match (&d.skipped, dry_run) {
+            (Some(why), _) => format!("left semid {} key {} alone: {why}", d.semid, key_hex(d.key)),
+            (None, true) => format!(
+                "would complete semid {} key {}: value {} to 0 ({}, as udev would)",
+                d.semid,
+                key_hex(d.key),
+                d.value,
+                plural(d.decrements as usize, "decrement")
+            ),
+            (None, false) => format!(
+                "completed semid {} key {}: value {} to 0 ({}); its waiters wake and libdm \
+                 removes it",
+                d.semid,
+                key_hex(d.key),
+                d.value,
+                plural(d.decrements as usize, "decrement")
+            ),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+fn document(done: &[Done], dry_run: bool, error: Option<&Error>, code: i32) -> String {
+    let cookies: Vec<_> = done
+        .iter()
+        .map(|d| {
+            json!({
+                "semid": d.semid,
+                "key": key_hex(d.key),
+                "value": d.value,
+                "decrements": d.decrements,
+                "skipped": d.skipped,
+            })
+        })
+        .collect();
+    let doc = json!({
+        "schema": 1,
+        "command": "complete",
+        "dry_run": dry_run,
+        "cookies": cookies,
+        "error": error.map(|e| json!({"code": e.code as i32, "message": e.message})),
+        "exit_code": code,
+    });
+    format!("{doc}\n")
+}
+
+/// Runs `semprep complete`; returns the exit code.
+pub fn main(a: &CompleteArgs) -> i32 {
+    let mut done = Vec::new();
+    let result = run(a, &mut done);
+    let (code, err) = match result {
+        Ok(()) => (0, None),
+        Err(e) => {
+            error!("{e}");
+            (e.code as i32, Some(e))
+        }
+    };
+    let json = a.output.json;
+    let report = if json {
+        document(&done, a.change.dry_run, err.as_ref(), code)
+    } else if err.is_none() || !done.is_empty() {
+        text(&done, a.change.dry_run)
+    } else {
+        String::new()
+    };
+    if report.is_empty() {
+        return code;
+    }
+    match emit(&report) {
+        Ok(()) => code,
+        Err(e) => {
+            error!("cannot write the report: {e}");
+            if code == 0 {
+                Code::Failure as i32
+            } else {
+                code
+            }
+        }
+    }
+}
+
+fn run(a: &CompleteArgs, done: &mut Vec<Done>) -> Result<(), Error> {
+    if crate::report::sink().format == crate::cli::Format::Prometheus {
+        return Err(Error::usage(
+            "--format prometheus: complete reports as text or json; the metrics are \
+             `semprep status --format prometheus`'s",
+        ));
+    }
+    if !a.change.dry_run && !nix::unistd::geteuid().is_root() {
+        return Err(Error::usage(
+            "semprep complete changes kernel state and needs root: run it as root, or look \
+             first with `semprep complete --dry-run` or `semprep status`",
+        ));
+    }
+    let budget = crate::budget::Budget::start(a.change.timeout, || {
+        let msg = format!("time budget (--timeout) ran out{}", crate::budget::during());
+        error!("{msg}");
+        std::process::exit(Code::Failure as i32)
+    });
+    // The lock, as for any change: no run removes or raises meanwhile.
+    let _lock = if a.change.dry_run {
+        None
+    } else {
+        let wait = a.change.lock_timeout.min(budget.remaining());
+        Some(crate::lock::acquire(&a.change.lock_file, wait)?)
+    };
+    let snap = snapshot::read(ReadOptions {
+        values: true,
+        defer_details: false,
+    })?;
+    let p = Params {
+        policy: Policy::Report,
+        min_age: a.age.min_age.as_secs(),
+        reserve: 0,
+        max_semmni: None,
+        semmni: None,
+    };
+    let now = crate::run::now();
+    let mut plan = plan::plan(&snap, &p, now)?;
+    plan::mark_stuck(&mut plan, &snap, a.age.stuck_after.as_secs(), now);
+    let targets = targets(&snap, &plan, &a.semids, a.stuck, a.force).map_err(Error::usage)?;
+    let mut owners = Owners::default();
+    for t in &targets {
+        let d = complete_one(t, a, &snap, &mut owners).map_err(Error::failure)?;
+        if d.skipped.is_none() && !a.change.dry_run {
+            info!(
+                "completed semid {} key {} ({})",
+                d.semid,
+                key_hex(d.key),
+                plural(d.decrements as usize, "decrement")
+            );
+        }
+        done.push(d);
+    }
+    budget.disarm();
+    Ok(())
+}

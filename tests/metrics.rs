@@ -1,0 +1,180 @@
+//! `--format`, `--output` and `--metrics-file` on the real kernel, each test
+//! in its own IPC namespace. The exposition's validity and values are
+//! checked with promtool and node_exporter in tests/sh/80-fleet.sh.
+
+mod common;
+use common::*;
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn output_writes_the_report_atomically_with_mode_0644() {
+    let sb = Sandbox::new();
+    fixture(&["cookie", "--count", "2"]);
+    let file = sb.dir.join("semprep.prom");
+    let o = sb.run(&["status", "--format", "prometheus", "--min-age", "0"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("semprep_dm_cookies{class=\"residual\"} 2\n"));
+    let o = sb
+        .semprep()
+        .args([
+            "status",
+            "--format",
+            "prometheus",
+            "--min-age",
+            "0",
+            "--output",
+        ])
+        .arg(&file)
+        .env("SEMPREP_FORMAT", "text") // the command line wins
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "", "the report went to stdout as well");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("semprep_dm_cookies{class=\"residual\"} 2\n"),
+        "{text}"
+    );
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o644);
+    // --format json is --json's document; text is the status table.
+    let o = sb.run(&["status", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["command"], "status");
+    let o = sb.run(&["status", "--format", "text"]);
+    assert!(stdout(&o).starts_with("kernel.sem: "), "{}", stdout(&o));
+    // Nothing but the file is left in the directory.
+    let names: Vec<_> = std::fs::read_dir(&sb.dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["semprep.prom"]);
+}
+
+#[test]
+fn bad_output_or_format_is_refused_with_exit_2_and_nothing_written() {
+    let sb = Sandbox::new();
+    let dir = sb.dir.join("d");
+    std::fs::create_dir(&dir).unwrap();
+    let link = sb.dir.join("link.prom");
+    std::os::unix::fs::symlink(sb.dir.join("target.prom"), &link).unwrap();
+    let fifo = sb.dir.join("fifo.prom");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let missing = sb.dir.join("missing/semprep.prom");
+    let cases: [(&[&str], &str); 6] = [
+        (&["--output", missing.to_str().unwrap()], "create it first"),
+        (&["--output", dir.to_str().unwrap()], "is a directory"),
+        (&["--output", link.to_str().unwrap()], "symbolic link"),
+        (&["--output", fifo.to_str().unwrap()], "not a regular file"),
+        (&["--format", "xml"], "--format"),
+        (&["--stuck-after", "soon"], "--stuck-after"),
+    ];
+    for (args, why) in cases {
+        for cmd in ["status", "run"] {
+            let mut all = vec![cmd];
+            all.extend_from_slice(args);
+            let o = sb.run(&all);
+            assert_eq!(code(&o), 2, "{all:?}: {}", stderr(&o));
+            assert!(stderr(&o).contains(why), "{all:?}: {}", stderr(&o));
+        }
+    }
+    for cmd in ["status", "run"] {
+        let o = sb.run(&[cmd, "--format", "npd"]);
+        assert_eq!(code(&o), 2, "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--format npd is check's only"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    let o = sb.run(&["run", "--metrics-file", dir.to_str().unwrap()]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("--metrics-file"), "{}", stderr(&o));
+    assert!(!sb.dir.join("target.prom").exists(), "followed the link");
+    assert!(std::fs::read_dir(&dir).unwrap().next().is_none());
+}
+
+#[test]
+fn the_hook_writes_its_outcome_and_a_failure_to_does_not_change_the_exit_code() {
+    let sb = Sandbox::new();
+    fixture(&["cookie", "--count", "3"]);
+    let file = sb.dir.join("hook.prom");
+    let o = sb
+        .semprep()
+        .args(["run", "--min-age", "0"])
+        .env("SEMPREP_METRICS_FILE", &file)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = std::fs::read_to_string(&file).unwrap();
+    for want in [
+        "semprep_last_run_exit_code{daemon=\"none\"} 0\n",
+        "semprep_last_run_cookies_removed{daemon=\"none\"} 3\n",
+        "semprep_last_run_sets_skipped{daemon=\"none\"} 0\n",
+        "semprep_last_run_semmni_raised{daemon=\"none\"} 0\n",
+    ] {
+        assert!(text.contains(want), "{want} not in:\n{text}");
+    }
+    // Headroom short (exit 3) under --policy clean: the file says so.
+    sb.limits("250 32000 32 10");
+    let o = sb.run(&[
+        "run",
+        "--policy",
+        "clean",
+        "--metrics-file",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        text.contains("semprep_last_run_exit_code{daemon=\"none\"} 3\n"),
+        "{text}"
+    );
+    assert!(text.contains("semprep_last_run_semaphore_sets_limit{daemon=\"none\"} 10\n"));
+    // A file that cannot be written (a full file system, in a private
+    // mount namespace): logged, and the run's own exit code stands.
+    sb.limits("250 32000 32 1000");
+    let full = sb.dir.join("full");
+    std::fs::create_dir(&full).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=8k,mode=0755 tmpfs {d} && head -c 8192 /dev/zero >{d}/fill; \
+         exec \"$0\" run --metrics-file {d}/hook.prom",
+        d = full.display()
+    );
+    let o = std::process::Command::new(which("unshare"))
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            SEMPREP,
+        ])
+        .env("SEMPREP_LOCK_FILE", sb.lock_path())
+        .env("SEMPREP_DAEMON", "none")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("cannot write the run's metrics"),
+        "{}",
+        stderr(&o)
+    );
+    // run --format prometheus prints the same families on stdout.
+    let o = sb.run(&[
+        "run",
+        "--format",
+        "prometheus",
+        "--daemon",
+        "containerd",
+        "--pidfile",
+        "/nonexistent",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("semprep_last_run_exit_code{daemon=\"containerd\"} 0\n"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -1,0 +1,39 @@
+# shellcheck shell=bash
+# semprep-metrics.timer in the booted container: 50-systemd-e2e.sh sources
+# this and runs metrics_timer_case while semprep is installed (by install.sh
+# or the .deb). Installed but not enabled; once enabled, the report appears
+# within the timer's period (a minute) with the container's state. Uses
+# 50's in_c, fill, pass, fail, $M, $T.
+
+metrics_timer_case() {
+	local dir=/var/lib/prometheus/node-exporter file enabled _
+	file=$dir/semprep.prom
+	enabled=$(in_c systemctl is-enabled semprep-metrics.timer 2>&1)
+	if [ "$enabled" = disabled ] && [ ! -e "$M$file" ]; then
+		pass "semprep-metrics.timer is installed, not enabled, and no report is written"
+	else
+		fail "semprep-metrics.timer before enabling: is-enabled '$enabled', report exists: $([ -e "$M$file" ] && echo yes || echo no)"
+	fi
+	# What Debian's prometheus-node-exporter package would have made.
+	in_c mkdir -p "$dir"
+	fill 48 3 0 || fail "fill the container's IPC namespace"
+	in_c systemctl enable --now semprep-metrics.timer >"$T/timer.log" 2>&1 ||
+		fail "systemctl enable --now semprep-metrics.timer: $(cat "$T/timer.log")"
+	for _ in $(seq 70); do
+		[ -s "$M$file" ] && break
+		sleep 1
+	done
+	if grep -q '^semprep_dm_cookies{class="residual"} 3$' "$M$file" 2>/dev/null &&
+		grep -q '^semprep_semaphore_sets_limit 48$' "$M$file" &&
+		[ "$(stat -c %a "$M$file")" = 644 ] &&
+		[ "$(in_c systemctl show semprep-metrics.service -p Result --value)" = success ]; then
+		pass "enabled, the timer wrote $file within its period: 3 residual cookies, SEMMNI 48, mode 0644, the service succeeded"
+	else
+		fail "semprep-metrics.timer: $(head -c 300 "$M$file" 2>/dev/null); $(in_c systemctl status semprep-metrics.service --no-pager -n 10 2>&1 | tail -n 10)"
+	fi
+	in_c systemctl disable --now semprep-metrics.timer >/dev/null 2>&1
+	# The report and the directory this case made: the .deb's purge test
+	# lists every file named *semprep* left behind.
+	in_c rm -f "$file"
+	in_c rmdir "$dir" /var/lib/prometheus 2>/dev/null
+}
