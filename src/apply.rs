@@ -9,6 +9,7 @@ use crate::error::Error;
 use crate::limits::{self, Limits};
 use crate::parallel::REMOVALS_PER_THREAD;
 use crate::plan::{Class, Plan, age, classify};
+use crate::safe_write::{self, DirPolicy};
 use crate::snapshot::{self, PidNamespace, SemSet};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -275,31 +276,25 @@ fn raise(path: &Path, target: &Limits) -> Result<Raise, Error> {
     Ok(Raise::Wrote(read_back))
 }
 
-/// Writes `kernel.sem` to a sysctl.d file atomically: temp file, fsync,
-/// rename, fsync of the directory. A kill leaves the old file or the new one.
+/// Writes `kernel.sem` to a sysctl.d file: atomically, and only where root
+/// alone can write (`safe_write`). A kill leaves the old file or the new one.
 pub(crate) fn persist(file: &Path, limits: &Limits) -> Result<(), Error> {
-    use std::io::Write;
-    let err =
-        |what: &str, e: std::io::Error| Error::failure(format!("{what} {}: {e}", file.display()));
-    let dir = file.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir).map_err(|e| err("creating the directory of", e))?;
-    let mut tmp_name = file.file_name().unwrap_or_default().to_owned();
-    tmp_name.push(".semprep-tmp");
-    let tmp = dir.join(tmp_name);
     let body = format!(
         "# Written by semprep --persist: the SysV semaphore limits it raised.\n\
          # Fields: SEMMSL SEMMNS SEMOPM SEMMNI (see /proc/sys/kernel/sem).\n\
          kernel.sem = {limits}\n"
     );
-    let mut f = std::fs::File::create(&tmp).map_err(|e| err("creating a temp file for", e))?;
-    f.write_all(body.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| err("writing", e))?;
-    std::fs::rename(&tmp, file).map_err(|e| err("renaming into", e))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    safe_write::write_atomically(file, body.as_bytes(), 0o644, DirPolicy::RootOnly).map_err(named)
+}
+
+/// Refuses a persist file `persist` could not write (exit 2), changing
+/// nothing: a run checks it before it removes or raises anything.
+pub(crate) fn check_persist(file: &Path) -> Result<(), Error> {
+    safe_write::check(file, DirPolicy::RootOnly).map_err(named)
+}
+
+fn named(e: Error) -> Error {
+    Error::new(e.code, format!("--persist-file {e}"))
 }
 
 #[cfg(test)]

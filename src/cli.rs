@@ -153,7 +153,7 @@ pub struct RaisingArgs {
     /// Also write the raised limits to --persist-file for the next boot
     #[arg(long, env = "SEMPREP_PERSIST", value_parser = BoolishValueParser::new())]
     pub persist: bool,
-    /// sysctl.d file written by --persist
+    /// sysctl.d file written by --persist, in a directory only root can write
     #[arg(long, env = "SEMPREP_PERSIST_FILE", default_value = "/etc/sysctl.d/90-semprep.conf", value_name = "PATH", value_parser = parse_path)]
     pub persist_file: PathBuf,
 }

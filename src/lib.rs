@@ -33,6 +33,7 @@ pub mod plan;
 pub mod process;
 mod report;
 pub mod run;
+pub mod safe_write;
 pub mod snapshot;
 #[allow(unsafe_code)]
 pub mod sysv;

@@ -18,7 +18,7 @@
 //! `dir` and `file`: an unprivileged user must never be able to hold, block
 //! or redirect the lock, and semprep never writes into a file.
 
-mod dir;
+pub(crate) mod dir;
 mod file;
 
 use crate::error::Error;

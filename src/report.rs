@@ -196,7 +196,7 @@ pub fn status_text(snap: &Snapshot, plan: &Plan) -> String {
     out.push_str(&summary(snap, plan));
     out.push('\n');
     if !snap.privileged && !snap.sets.is_empty() {
-        out.push_str("note: not root: waiters and owners of root's cookies cannot be read, so they show as busy; run as root for the full picture\n");
+        out.push_str("note: neither root nor CAP_IPC_OWNER: waiters and owners of root's cookies cannot be read, so they show as busy; run as root (or give semprep CAP_IPC_OWNER) for the full picture\n");
     }
     out
 }

@@ -345,6 +345,11 @@ fn change(
              with `semprep {name} --dry-run` or `semprep status`"
         )));
     }
+    // A persist file semprep must not write is bad input: refused before
+    // anything changes, not after the raise.
+    if let Some(file) = &job.persist {
+        apply::check_persist(file)?;
+    }
     let lock = if read_only {
         None
     } else {

@@ -185,7 +185,7 @@ fn scan(
         let detail = match read_detail(semid, opts, &mut owners, None) {
             Ok(d) => Ok(d),
             Err(e) if vanished(&e) => continue, // removed since SEM_STAT
-            Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err("needs root".into()),
+            Err(e) if e.raw_os_error() == Some(libc::EACCES) => Err(UNREADABLE.into()),
             Err(e) => return Err(Error::failure(format!("semctl({semid}, GET*): {e}"))),
         };
         sets.push(SemSet {
@@ -195,6 +195,32 @@ fn scan(
         });
     }
     Ok(sets)
+}
+
+/// Why a set's details could not be read: its waiters and last-op pid need
+/// read permission on the set, which root has for root's cookies and
+/// CAP_IPC_OWNER for every set.
+const UNREADABLE: &str = "needs root or CAP_IPC_OWNER";
+
+/// CAP_IPC_OWNER's bit in the capability sets (linux/capability.h).
+const CAP_IPC_OWNER: u32 = 15;
+
+/// Whether we may read every set's details: root, or CAP_IPC_OWNER in the
+/// effective set (a monitoring user given only that, as with systemd's
+/// `AmbientCapabilities=CAP_IPC_OWNER`). nix has no capability calls, and
+/// one line of /proc/self/status is not worth a crate.
+fn may_read_every_set() -> bool {
+    nix::unistd::geteuid().is_root()
+        || std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| effective_caps(&s))
+            .is_some_and(|caps| caps & 1 << CAP_IPC_OWNER != 0)
+}
+
+/// The `CapEff:` mask of a /proc/PID/status text.
+fn effective_caps(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 /// Reads limits, usage and every dm-magic set. Large index ranges are split
@@ -208,7 +234,7 @@ pub fn read(opts: ReadOptions) -> Result<Snapshot, Error> {
     let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
     step("reading /proc/self/ns/pid");
     let pid_namespace = pid_namespace();
-    let privileged = nix::unistd::geteuid().is_root();
+    let privileged = may_read_every_set();
     step("reading the semaphore sets (semctl SEM_INFO, SEM_STAT)");
     let info = sysv::sem_info().map_err(|e| Error::failure(format!("semctl(SEM_INFO): {e}")))?;
 
@@ -278,6 +304,27 @@ pub(crate) fn usage() -> Result<(u64, u64), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_effective_capabilities() {
+        let cases = [
+            (
+                "Name:\tx\nCapInh:\t0000000000008000\nCapEff:\t0000000000000000\n",
+                Some(0),
+            ),
+            (
+                "CapPrm:\t0\nCapEff:\t0000000000008000\nCapBnd:\t1\n",
+                Some(1 << 15),
+            ),
+            ("CapEff:\t000001ffffffffff", Some(0x1ff_ffff_ffff)),
+            ("CapEff:\tzz\n", None),
+            ("Name:\tx\n", None),
+            ("", None),
+        ];
+        for (status, want) in cases {
+            assert_eq!(effective_caps(status), want, "{status:?}");
+        }
+    }
 
     #[test]
     fn recognises_the_initial_pid_namespace_by_its_inode() {

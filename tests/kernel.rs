@@ -275,7 +275,7 @@ fn non_root_may_look_but_not_change() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let text = stdout(&o);
     assert!(
-        text.contains("unreadable (needs root)") && text.contains("run as root"),
+        text.contains("unreadable (needs root or CAP_IPC_OWNER)") && text.contains("run as root"),
         "{text}"
     );
     for id in &ids {

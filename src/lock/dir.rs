@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// Kernel interface file systems: their "files" are switches (a write to
 /// /proc/sys/kernel/sem sets SEMMSL), never a place for a lock.
-const INTERFACES: [(statfs::FsType, &str); 11] = [
+pub(crate) const INTERFACES: [(statfs::FsType, &str); 11] = [
     (statfs::PROC_SUPER_MAGIC, "proc"),
     (statfs::SYSFS_MAGIC, "sysfs"),
     (statfs::CGROUP_SUPER_MAGIC, "cgroup"),
@@ -46,7 +46,7 @@ pub(super) fn refuse_interface(path: &Path) -> Result<(), String> {
 /// benchmark), directories of users outside it, shown as the overflow uid,
 /// also count: root there cannot tell the host's root from them, and its
 /// semaphores are the namespace's own.
-fn trusted(uid: u32) -> bool {
+pub(crate) fn trusted(uid: u32) -> bool {
     uid == 0 || (!initial_user_namespace() && Some(uid) == overflow_uid())
 }
 

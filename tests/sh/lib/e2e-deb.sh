@@ -58,13 +58,17 @@ deb_install() {
 # Before power-off: purge, and nothing of semprep is left but what it must
 # keep.
 deb_purge() {
-	local semmni_before paths n
+	local semmni_before paths n stage
 	# The packaged semprep writes the persist file, as SEMPREP_PERSIST=yes
 	# would: run from the host in the container's IPC namespace, since
-	# /proc/sys is read-only inside the container.
-	in_ipc "$M$SBIN/semprep" raise --semmni 96 --persist --persist-file "$M/etc/sysctl.d/90-semprep.conf" \
-		--lock-file "/run/semprep-e2e-raise-$$.lock" >"$T/raise.log" 2>&1
-	rm -f "/run/semprep-e2e-raise-$$.lock" # the lock needs a root-only directory: not $T
+	# /proc/sys is read-only inside the container. It writes files and
+	# takes locks only where root alone can write, and $M and $T are below
+	# /tmp: so it writes in a directory of /run, and the file is copied in.
+	stage=$(mktemp -d /run/semprep-e2e-persist.XXXXXX)
+	in_ipc "$M$SBIN/semprep" raise --semmni 96 --persist --persist-file "$stage/90-semprep.conf" \
+		--lock-file "$stage/raise.lock" >"$T/raise.log" 2>&1
+	cp "$stage/90-semprep.conf" "$M/etc/sysctl.d/90-semprep.conf" 2>>"$T/raise.log"
+	rm -rf "$stage"
 	if ! head -n 1 "$M/etc/sysctl.d/90-semprep.conf" 2>/dev/null | grep -q '^# Written by semprep --persist'; then
 		fail "semprep raise --persist wrote no /etc/sysctl.d/90-semprep.conf: $(cat "$T/raise.log")"
 	fi
