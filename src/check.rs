@@ -5,7 +5,7 @@
 //! 2 unknown; one line of at most 80 characters). The contract is
 //! deploy/README.md's; `judge` is pure, the rest reads and prints.
 
-use crate::cli::{Aspect, CheckArgs, CheckFormat};
+use crate::cli::{Aspect, CheckArgs, Format};
 use crate::plan::{self, Params, Plan, Policy};
 use crate::snapshot::{ReadOptions, Snapshot};
 use std::fmt::Write as _;
@@ -251,6 +251,14 @@ pub fn rules(a: &CheckArgs) -> Result<Rules, String> {
     })
 }
 
+/// The plugin's two conventions: the monitoring plugin's (`text`), or
+/// node-problem-detector's (`npd`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CheckFormat {
+    Text,
+    Npd,
+}
+
 fn print(format: CheckFormat, v: &Verdict) -> i32 {
     let (line, code) = match format {
         CheckFormat::Text => (v.plugin_line(), v.state.plugin_code()),
@@ -300,7 +308,23 @@ pub fn usage_error(args: &[std::ffi::OsString], e: clap::Error) -> i32 {
 
 /// Runs the check; returns the exit code.
 pub fn main(a: &CheckArgs) -> i32 {
-    let format = a.format;
+    let format = match a.format {
+        None | Some(Format::Text) => CheckFormat::Text,
+        Some(Format::Npd) => CheckFormat::Npd,
+        Some(other) => {
+            let why = format!(
+                "--format {}: check prints text (the plugin line) or npd",
+                if other == Format::Json {
+                    "json"
+                } else {
+                    "prometheus"
+                }
+            );
+            log::error!("{why}");
+            print(CheckFormat::Text, &unknown(format!("bad usage: {why}")));
+            return unknown_code(CheckFormat::Text);
+        }
+    };
     let rules = match rules(a) {
         Ok(r) => r,
         Err(why) => {

@@ -67,6 +67,8 @@ pub enum Format {
     Json,
     /// Prometheus text exposition (for node_exporter's textfile collector)
     Prometheus,
+    /// check only: node-problem-detector's custom plugin line (at most 80 characters, exit 0-2)
+    Npd,
 }
 
 /// What every command prints and logs.
@@ -75,7 +77,7 @@ pub struct OutputArgs {
     /// Print one JSON document on stdout instead of text
     #[arg(long, env = "SEMPREP_JSON", value_parser = BoolishValueParser::new())]
     pub json: bool,
-    /// Write the report in this format [default: text; --json means json]
+    /// Write the report in this format [default: text; --json means json; check: text or npd]
     #[arg(long, env = "SEMPREP_FORMAT", value_enum, value_name = "FORMAT")]
     pub format: Option<Format>,
     /// Write the report to FILE, atomically (mode 0644), instead of stdout
@@ -139,7 +141,7 @@ pub struct DaemonArgs {
     /// The daemon's pidfile [default: /var/run/docker.pid, /var/run/isulad.pid]
     #[arg(long, env = "SEMPREP_PIDFILE", value_name = "PATH", value_parser = parse_path)]
     pub pidfile: Option<PathBuf>,
-    /// Remove residual cookies even while the daemon runs
+    /// Override the safety refusal: run, exec, clean remove residual cookies while the daemon runs; complete completes cookies that are not stuck
     #[arg(long, env = "SEMPREP_FORCE", value_parser = BoolishValueParser::new())]
     pub force: bool,
 }
@@ -248,15 +250,6 @@ pub struct ExecArgs {
     pub program: Vec<OsString>,
 }
 
-/// `check`'s output: the monitoring plugin's, or node-problem-detector's.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum CheckFormat {
-    /// Monitoring plugin: `SEMPREP <STATE> - <summary> | <perfdata>`, exit 0-3
-    Text,
-    /// node-problem-detector custom plugin: one line of at most 80 characters, exit 0-2
-    Npd,
-}
-
 /// What `check` judges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Aspect {
@@ -287,10 +280,10 @@ pub struct CheckArgs {
         value_name = "ASPECTS"
     )]
     pub only: Vec<Aspect>,
-    /// Output convention
-    #[arg(long, value_enum, default_value_t = CheckFormat::Text, value_name = "FORMAT")]
-    pub format: CheckFormat,
-    /// Time budget for reading the state (at least 100ms)
+    /// Write the report in this format [default: text; --json means json; check: text or npd]
+    #[arg(long, env = "SEMPREP_FORMAT", value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    /// Time budget for the whole run, any wait for the lock included (at least 100ms)
     #[arg(long, env = "SEMPREP_TIMEOUT", default_value = "10s", value_parser = parse_timeout, allow_hyphen_values = true, value_name = "DURATION")]
     pub timeout: Duration,
     #[command(flatten)]
@@ -306,11 +299,12 @@ pub struct CompleteArgs {
     #[arg(value_name = "SEMID", value_parser = |t: &str| parse_count(t, 0, i32::MAX as u64).map(|n| n as i32))]
     pub semids: Vec<i32>,
     /// Complete every stuck cookie
-    #[arg(long, conflicts_with = "semids")]
+    #[arg(long)]
     pub stuck: bool,
-    /// Complete the given cookies even when they are not stuck (still only cookies)
-    // No SEMPREP_FORCE: in the settings file that means run's --force.
-    #[arg(long, requires = "semids")]
+    // The same option as run's --force, so it reads SEMPREP_FORCE too; the
+    // settings file is read by the units, which never run `complete`.
+    /// Override the safety refusal: run, exec, clean remove residual cookies while the daemon runs; complete completes cookies that are not stuck
+    #[arg(long, env = "SEMPREP_FORCE", value_parser = BoolishValueParser::new())]
     pub force: bool,
     #[command(flatten)]
     pub change: ChangeArgs,
@@ -340,8 +334,7 @@ pub(crate) fn parse_output_file(text: &str) -> Result<PathBuf, String> {
         }
     }
     match std::fs::symlink_metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(path),
-        Err(e) => Err(format!("{e}")),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{e}")),
         Ok(m) if m.file_type().is_symlink() => Err(
             "is a symbolic link: semprep writes a regular file there and never follows a link"
                 .into(),
@@ -350,7 +343,10 @@ pub(crate) fn parse_output_file(text: &str) -> Result<PathBuf, String> {
             Err("is a directory: name the file to write, e.g. DIR/semprep.prom".into())
         }
         Ok(m) if !m.is_file() => Err("is not a regular file (a device, FIFO or socket)".into()),
-        Ok(_) => Ok(path),
+        // The directory rules every write follows (docs/design.md §6).
+        Ok(_) | Err(_) => crate::safe_write::check(&path, crate::safe_write::DirPolicy::ServiceDir)
+            .map(|()| path.clone())
+            .map_err(|e| e.to_string()),
     }
 }
 

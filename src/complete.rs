@@ -48,6 +48,8 @@ pub fn targets(
         key: e.key,
     };
     if stuck {
+        // --force is about named cookies; with --stuck (it may come from
+        // SEMPREP_FORCE) it changes nothing: only stuck ones are completed.
         return Ok(plan
             .sets
             .iter()

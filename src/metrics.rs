@@ -296,66 +296,13 @@ pub fn write_last_run(path: &Path, o: &Outcome) -> io::Result<()> {
 }
 
 /// Writes `bytes` to `path` so that a reader sees the old file or the new
-/// one, never a part: a new file in the same directory (an unpredictable
-/// name, created with O_EXCL|O_NOFOLLOW, mode 0644), fsync, rename over
-/// `path`, fsync of the directory. A symbolic link, directory or other
-/// non-regular file at `path` is refused, never replaced or followed.
-// TODO(safewrite): switch to the safe-write helper (issue 13) once it lands.
-pub fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if !m.file_type().is_file() => {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "{} is not a regular file (a link, directory or device): not replaced",
-                    path.display()
-                ),
-            ));
-        }
-        _ => {}
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let mut seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-        ^ u64::from(std::process::id()).rotate_left(32);
-    let (tmp, mut f) = loop {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        let tmp = dir.join(format!(".{}.semprep-{:016x}", name.to_string_lossy(), seed));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .mode(0o644)
-            .open(&tmp)
-        {
-            Ok(f) => break (tmp, f),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    };
-    let written = (|| {
-        // The umask may have taken bits off: the collector must read it.
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::File::open(dir)?.sync_all()
+/// one, never a part, with mode 0644 (the collector reads it as its own
+/// user), through the one safe-write helper: a directory owned by root or
+/// the collector's user and writable by nobody else (`ServiceDir`).
+pub(crate) fn write_file_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use crate::safe_write::{DirPolicy, write_atomically};
+    write_atomically(path, bytes, 0o644, DirPolicy::ServiceDir)
+        .map_err(|e| io::Error::other(e.to_string()))
 }
 
 #[cfg(test)]

@@ -153,6 +153,12 @@ impl Job {
 /// Runs the parsed command line; returns the process exit code.
 pub fn main(mut cli: cli::Cli) -> i32 {
     report::set_sink(&mut cli.command);
+    if report::sink().format == cli::Format::Npd && !matches!(cli.command, Command::Check(_)) {
+        error!(
+            "--format npd is check's only (node-problem-detector); use text, json or prometheus"
+        );
+        return Code::Usage as i32;
+    }
     let metrics_file = match &cli.command {
         Command::Run(a) => a.metrics_file.clone(),
         Command::Exec(a) => a.run.metrics_file.clone(),

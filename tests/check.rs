@@ -163,6 +163,7 @@ fn unknown_on_bad_input_and_on_what_it_cannot_see() {
         &["--only", "everything"],
         &["--stuck-after", "soon"],
         &["--format", "xml"],
+        &["--format", "prometheus"],
     ] {
         let mut args = vec!["check"];
         args.extend_from_slice(bad);

@@ -78,6 +78,15 @@ fn bad_output_or_format_is_refused_with_exit_2_and_nothing_written() {
             assert!(stderr(&o).contains(why), "{all:?}: {}", stderr(&o));
         }
     }
+    for cmd in ["status", "run"] {
+        let o = sb.run(&[cmd, "--format", "npd"]);
+        assert_eq!(code(&o), 2, "{cmd}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--format npd is check's only"),
+            "{}",
+            stderr(&o)
+        );
+    }
     let o = sb.run(&["run", "--metrics-file", dir.to_str().unwrap()]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("--metrics-file"), "{}", stderr(&o));
@@ -122,10 +131,30 @@ fn the_hook_writes_its_outcome_and_a_failure_to_does_not_change_the_exit_code() 
         "{text}"
     );
     assert!(text.contains("semprep_last_run_semaphore_sets_limit{daemon=\"none\"} 10\n"));
-    // A file that cannot be written (/proc takes no new file): logged, and
-    // the run's own exit code stands.
+    // A file that cannot be written (a full file system, in a private
+    // mount namespace): logged, and the run's own exit code stands.
     sb.limits("250 32000 32 1000");
-    let o = sb.run(&["run", "--metrics-file", "/proc/self/semprep.prom"]);
+    let full = sb.dir.join("full");
+    std::fs::create_dir(&full).unwrap();
+    let script = format!(
+        "mount -t tmpfs -o size=8k,mode=0755 tmpfs {d} && head -c 8192 /dev/zero >{d}/fill; \
+         exec \"$0\" run --metrics-file {d}/hook.prom",
+        d = full.display()
+    );
+    let o = std::process::Command::new(which("unshare"))
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            SEMPREP,
+        ])
+        .env("SEMPREP_LOCK_FILE", sb.lock_path())
+        .env("SEMPREP_DAEMON", "none")
+        .output()
+        .unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
         stderr(&o).contains("cannot write the run's metrics"),

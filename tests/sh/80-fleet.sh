@@ -148,11 +148,13 @@ else
 fi
 
 # --- the hook's file: two daemons, one file ---------------------------------
-text=$tmp/textfile
+# The textfile directory: semprep writes only where no one but root (or
+# the collector's user) can write, so not under /tmp.
+text=/run/semprep-fleet-textfile-$$
 mkdir -p "$text"
 # The lock's directory must be root's alone (not under /tmp).
 lockdir=/run/semprep-fleet-$$
-trap 'cleanup; rm -rf "$lockdir"' EXIT
+trap 'cleanup; rm -rf "$lockdir" "$text"' EXIT
 # shellcheck disable=SC2016 # the inner shell's variables
 unshare --ipc env F="$SEMFIXTURE_BIN" S="$SEMPREP_BIN" T="$text" L="$lockdir" bash -c '
 	mkdir -p $L; chmod 700 $L
