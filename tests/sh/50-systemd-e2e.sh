@@ -10,7 +10,8 @@
 #   1. with semprep: docker active, cookies gone, ExecStartPre lists semprep,
 #      semprep's lines in the journal at info priority;
 #   1b. semprep-metrics.timer, installed but not enabled: enabled, it writes
-#      the Prometheus report within its period (lib/e2e-metrics.sh);
+#      the Prometheus report within its period (lib/e2e-metrics.sh), as
+#      a dynamic user whose counts equal root's (lib/e2e-metrics-sandbox.sh);
 #   2. control, same state without semprep's drop-in: the start fails at the
 #      probe (semget: No space left on device);
 #   3. control, SEMMNI full of unrelated sets, SEMPREP_POLICY=clean: the start
@@ -282,6 +283,9 @@ fi
 # shellcheck disable=SC1091 # 70-packages.sh shellchecks lib/ with -x
 . "$src/tests/sh/lib/e2e-metrics.sh"
 metrics_timer_case
+# shellcheck disable=SC1091 # likewise
+. "$src/tests/sh/lib/e2e-metrics-sandbox.sh"
+metrics_sandbox_case
 
 # --- 2. control: the same state without semprep fails at the probe ---
 reset_docker

@@ -3,19 +3,17 @@
 # this and runs metrics_timer_case while semprep is installed (by install.sh
 # or the .deb). Installed but not enabled; once enabled, the report appears
 # within the timer's period (a minute) with the container's state. Uses
-# 50's in_c, fill, pass, fail, $M, $T.
+# 50's in_c, fill, pass, fail, $LEADER, $T.
 
 metrics_timer_case() {
-	local dir=/var/lib/prometheus/node-exporter file enabled _
-	file=$dir/semprep.prom
+	local file=/run/semprep-metrics/semprep.prom enabled _
+	local M=/proc/$LEADER/root # the container's /run is its own tmpfs
 	enabled=$(in_c systemctl is-enabled semprep-metrics.timer 2>&1)
 	if [ "$enabled" = disabled ] && [ ! -e "$M$file" ]; then
 		pass "semprep-metrics.timer is installed, not enabled, and no report is written"
 	else
 		fail "semprep-metrics.timer before enabling: is-enabled '$enabled', report exists: $([ -e "$M$file" ] && echo yes || echo no)"
 	fi
-	# What Debian's prometheus-node-exporter package would have made.
-	in_c mkdir -p "$dir"
 	fill 48 3 0 || fail "fill the container's IPC namespace"
 	in_c systemctl enable --now semprep-metrics.timer >"$T/timer.log" 2>&1 ||
 		fail "systemctl enable --now semprep-metrics.timer: $(cat "$T/timer.log")"
