@@ -72,4 +72,8 @@ metrics_sandbox_case() {
 	else
 		fail "metrics sandbox: service result $(in_c systemctl show semprep-metrics.service -p Result --value); journal: $(in_c journalctl -b -u semprep-metrics.service -o cat --no-pager 2>&1 | tail -n 5)"
 	fi
+	# The report and its kept directory: the .deb's purge test lists every
+	# file named *semprep* left behind.
+	in_c rm -f "$file"
+	in_c rmdir "${file%/*}" 2>/dev/null
 }

@@ -30,8 +30,8 @@ metrics_timer_case() {
 		fail "semprep-metrics.timer: $(head -c 300 "$M$file" 2>/dev/null); $(in_c systemctl status semprep-metrics.service --no-pager -n 10 2>&1 | tail -n 10)"
 	fi
 	in_c systemctl disable --now semprep-metrics.timer >/dev/null 2>&1
-	# The report and the directory this case made: the .deb's purge test
-	# lists every file named *semprep* left behind.
+	# The report and its directory (RuntimeDirectory=, preserved between
+	# runs): the .deb's purge test lists every file named *semprep* left behind.
 	in_c rm -f "$file"
-	in_c rmdir "$dir" /var/lib/prometheus 2>/dev/null
+	in_c rmdir "${file%/*}" 2>/dev/null
 }
