@@ -178,3 +178,81 @@ fn the_hook_writes_its_outcome_and_a_failure_to_does_not_change_the_exit_code() 
         stdout(&o)
     );
 }
+
+/// `--output` and `--metrics-file` in a directory another user owns (the
+/// textfile collector's, usually `prometheus`'s): links planted at the
+/// target redirect nothing, a sticky world-writable directory is refused,
+/// and a plain write leaves no temporary file. The planted temporary names
+/// are covered in src/safe_write_tests.rs, which chooses them.
+#[test]
+fn output_and_metrics_file_in_another_users_directory_touch_nothing_else() {
+    let sb = Sandbox::new();
+    fixture(&["cookie", "--count", "2"]);
+    let victim = sb.dir.join("victim");
+    std::fs::write(&victim, "root's file\n").unwrap();
+    let dir = sb.dir.join("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    let nobody = nix::unistd::Uid::from_raw(65534);
+    nix::unistd::chown(&dir, Some(nobody), None).unwrap();
+    std::os::unix::fs::symlink(&victim, dir.join("sym.prom")).unwrap();
+    std::fs::hard_link(&victim, dir.join("hard.prom")).unwrap();
+    let path = |name: &str| dir.join(name).to_str().unwrap().to_owned();
+    for name in ["sym.prom", "hard.prom"] {
+        let runs: [&[&str]; 2] = [
+            &["status", "--format", "prometheus", "--output", &path(name)],
+            &["run", "--metrics-file", &path(name)],
+        ];
+        for args in runs {
+            let o = sb.run(args);
+            assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's file\n");
+    let o = sb.run(&[
+        "status",
+        "--format",
+        "prometheus",
+        "--min-age",
+        "0",
+        "--output",
+        &path("ok.prom"),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let o = sb.run(&[
+        "run",
+        "--min-age",
+        "0",
+        "--metrics-file",
+        &path("hook.prom"),
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let report = std::fs::read_to_string(dir.join("ok.prom")).unwrap();
+    assert!(
+        report.contains("semprep_dm_cookies{class=\"residual\"} 2\n"),
+        "{report}"
+    );
+    let hook = std::fs::read_to_string(dir.join("hook.prom")).unwrap();
+    assert!(hook.contains("semprep_last_run_cookies_removed"), "{hook}");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["hard.prom", "hook.prom", "ok.prom", "sym.prom"]);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's file\n");
+
+    // A sticky world-writable directory (like /tmp): anyone may plant names.
+    let open = sb.dir.join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let target = open.join("semprep.prom");
+    let o = sb.run(&[
+        "status",
+        "--format",
+        "prometheus",
+        "--output",
+        target.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(std::fs::read_dir(&open).unwrap().next().is_none());
+}
