@@ -383,7 +383,11 @@ RUNTIME
 chmod 755 "$M/usr/local/bin/semprep-e2e-runtime"
 fill 48 5 0 # young cookies: semprep exec (--min-age 5m) keeps them
 # shellcheck disable=SC2016 # expanded by the container's sh
-in_c sh -c '. /etc/default/docker; '"$SBIN"'/semprep exec -- dockerd $DOCKER_OPTS \
+# containerd hands the shim its socket as fd 3 (Go's ExtraFiles), which
+# replaces whatever the shim inherited there: fds 3-5 are taken first so
+# that semprep's lock descriptor lands above them whatever this script
+# inherited (under flock(1) it got fd 4 and passed; in CI, fd 3 and failed).
+in_c sh -c 'exec 3</dev/null 4</dev/null 5</dev/null; . /etc/default/docker; '"$SBIN"'/semprep exec -- dockerd $DOCKER_OPTS \
 	--add-runtime e2e=/usr/local/bin/semprep-e2e-runtime </dev/null >/var/log/semprep-e2e-dockerd.log 2>&1 &'
 # shellcheck disable=SC2317 # called through until_ok
 docker_up() { in_c docker info >/dev/null 2>&1; }

@@ -75,5 +75,6 @@ metrics_sandbox_case() {
 	# The report and its kept directory: the .deb's purge test lists every
 	# file named *semprep* left behind.
 	in_c rm -f "$file"
-	in_c rmdir "${file%/*}" 2>/dev/null
+	# With DynamicUser= it is /run/private/semprep-metrics behind a link.
+	in_c rm -rf /run/semprep-metrics /run/private/semprep-metrics
 }

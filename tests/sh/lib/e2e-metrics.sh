@@ -33,5 +33,6 @@ metrics_timer_case() {
 	# The report and its directory (RuntimeDirectory=, preserved between
 	# runs): the .deb's purge test lists every file named *semprep* left behind.
 	in_c rm -f "$file"
-	in_c rmdir "${file%/*}" 2>/dev/null
+	# With DynamicUser= it is /run/private/semprep-metrics behind a link.
+	in_c rm -rf /run/semprep-metrics /run/private/semprep-metrics
 }
