@@ -28,7 +28,7 @@ mod limits;
 mod lock;
 pub mod logging;
 mod metrics;
-mod parallel;
+pub mod parallel;
 pub mod plan;
 pub mod process;
 mod report;

@@ -9,16 +9,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// Snapshot: below this many kernel indices per thread, a thread costs more
 /// than it saves (spawning one is ~50 µs; a SEM_STAT ~0.3 µs, a cookie
 /// ~1.2 µs).
-pub(crate) const INDICES_PER_THREAD: usize = 4096;
+pub const INDICES_PER_THREAD: usize = 4096;
 /// Apply: below this many removals per thread a thread is not worth
 /// starting (a re-read and an IPC_RMID per set).
-pub(crate) const REMOVALS_PER_THREAD: usize = 2048;
+pub const REMOVALS_PER_THREAD: usize = 2048;
 /// The per-set reads scale with cores (they take only the set's own lock,
 /// under RCU); more than a few threads only add start-up cost.
 const MAX_THREADS: usize = 4;
 
 /// Threads worth using for `n` items of which `per_thread` fill one.
-pub(crate) fn threads_for(n: usize, per_thread: usize) -> usize {
+pub fn threads_for(n: usize, per_thread: usize) -> usize {
     if n < 2 * per_thread {
         return 1;
     }
@@ -28,7 +28,7 @@ pub(crate) fn threads_for(n: usize, per_thread: usize) -> usize {
 
 /// Apply: removals a thread takes at a time (about 0.5 ms of re-checks and
 /// IPC_RMID).
-pub(crate) const REMOVALS_PER_CHUNK: usize = 256;
+pub const REMOVALS_PER_CHUNK: usize = 256;
 
 /// Runs `f` over `0..n` in consecutive chunks of `chunk` items, on as many
 /// threads as are worth using (`threads_for(n, per_thread)`), and returns
@@ -40,7 +40,7 @@ pub(crate) const REMOVALS_PER_CHUNK: usize = 256;
 ///
 /// A panicking worker panics the caller: the release build aborts on panic
 /// (Cargo.toml), so no worker's panic is ever an outcome to report.
-pub(crate) fn map_chunks<S, R: Send>(
+pub fn map_chunks<S, R: Send>(
     n: usize,
     per_thread: usize,
     chunk: usize,

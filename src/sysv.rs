@@ -97,7 +97,7 @@ pub fn sem_stat(index: i32, any: bool) -> io::Result<(i32, SetStat)> {
 }
 
 /// `semctl(semid, 0, IPC_STAT)`: the set with this exact semid.
-pub(crate) fn ipc_stat(semid: i32) -> io::Result<SetStat> {
+pub fn ipc_stat(semid: i32) -> io::Result<SetStat> {
     // SAFETY: as in sem_stat.
     let mut ds: libc::semid_ds = unsafe { std::mem::zeroed() };
     // SAFETY: IPC_STAT takes a `struct semid_ds *` and writes into it.
@@ -119,7 +119,7 @@ pub fn get_pid(semid: i32) -> io::Result<i32> {
     get(semid, libc::GETPID)
 }
 /// Tasks waiting for semaphore 0 to increase.
-pub(crate) fn get_ncnt(semid: i32) -> io::Result<i32> {
+pub fn get_ncnt(semid: i32) -> io::Result<i32> {
     get(semid, libc::GETNCNT)
 }
 /// Tasks waiting for semaphore 0 to become zero.
