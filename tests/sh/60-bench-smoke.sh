@@ -27,7 +27,8 @@ else
 	exit 1
 fi
 for want in "semprep run" "dmsetup udevcookies" "semprep clean --min-age 0" \
-	"dmsetup udevcomplete_all -y" "shell loop" "semprep status --json" "every run verified"; do
+	"dmsetup udevcomplete_all -y" "six-call floor (reference)" "shell loop" \
+	"semprep status --json" "semctl unit prices" "every run verified"; do
 	if grep -qF -- "$want" "$out"; then
 		pass "bench table has \"$want\""
 	else
@@ -39,5 +40,11 @@ if grep -qE "semprep clean --min-age 0: [0-9]+ semctl = .*: met$" "$out"; then
 	pass "bench counts semprep clean's semctl calls within (N+M) + 5 per removed cookie + a constant"
 else
 	fail "bench semctl count missing or above the bound: $(grep -A6 '^syscalls' "$out")"
+fi
+# The floor is a reference only if it makes the same calls as semprep.
+if grep -qE "six-call floor \(reference\): [0-9]+ semctl = .*: met$" "$out"; then
+	pass "bench's six-call floor makes the calls semprep's checks make"
+else
+	fail "bench six-call floor count missing or off: $(grep -A8 '^syscalls' "$out")"
 fi
 exit "$failed"
