@@ -30,33 +30,23 @@ fn why_not_raised(command: &str, policy: Policy, cap: u32) -> String {
     }
 }
 
-/// Why headroom is short in `room` under `limits`, and what to do about it.
-/// `applied` is what the run did, `None` for a plan only (`--dry-run`).
-/// `cause` is what kept semprep from fixing it (a refused write, the time
-/// budget); without one, the command, the policy or the cap did
-/// (`not_raised`). `command` is the subcommand the operator ran.
-#[allow(clippy::too_many_arguments)]
-pub fn short(
-    snap: &Snapshot,
-    plan: &Plan,
-    applied: Option<&Applied>,
-    limits: &Limits,
-    room: &Headroom,
-    p: &Params,
-    cause: Option<&str>,
-    command: &str,
-) -> String {
+/// Why headroom is short in `room` under `limits` for a daemon that needs
+/// `reserve` free sets and semaphores, and what to do about it. `cookies`
+/// says what became of the cookies (`cookies_fate`); `why` what kept
+/// semprep from fixing it: a refused write, the time budget, or else the
+/// command, the policy or the cap (`not_raised`).
+pub fn short(limits: &Limits, room: &Headroom, reserve: u64, cookies: &str, why: &str) -> String {
     let mut what = Vec::new();
-    if room.free_sets < p.reserve {
+    if room.free_sets < reserve {
         what.push(format!(
             "{} of SEMMNI {} semaphore sets are in use ({} free, the daemon needs {})",
-            room.sets_in_use, limits.semmni, room.free_sets, p.reserve
+            room.sets_in_use, limits.semmni, room.free_sets, reserve
         ));
     }
-    if room.free_sems < p.reserve {
+    if room.free_sems < reserve {
         what.push(format!(
             "{} of SEMMNS {} semaphores are in use ({} free, the daemon needs {})",
-            room.sems_in_use, limits.semmns, room.free_sems, p.reserve
+            room.sems_in_use, limits.semmns, room.free_sems, reserve
         ));
     }
     if room.semmsl_short {
@@ -72,15 +62,34 @@ pub fn short(
             limits.semopm
         ));
     }
-    let why = cause.map_or_else(|| not_raised(snap, p, command), str::to_owned);
     let mut fix = Vec::new();
-    if room.free_sets < p.reserve || room.free_sems < p.reserve {
+    // semget fails with ENOSPC when either count runs out: name the field
+    // that did, in the echo too (raising SEMMNI frees no semaphore).
+    let (sets_short, sems_short) = (room.free_sets < reserve, room.free_sems < reserve);
+    if sets_short || sems_short {
+        let (fields, semmns, semmni) = match (sets_short, sems_short) {
+            (true, false) => (
+                "SEMMNI, the 4th field",
+                limits.semmns.to_string(),
+                "N".into(),
+            ),
+            (false, true) => (
+                "SEMMNS, the 2nd field",
+                "N".into(),
+                limits.semmni.to_string(),
+            ),
+            _ => (
+                "SEMMNS and SEMMNI, the 2nd and 4th fields",
+                "N".into(),
+                "M".into(),
+            ),
+        };
         fix.push(format!(
             "The daemon's next semget will fail with ENOSPC (\"devicemapper: Can't set \
-             cookie\"). Fix: raise SEMMNI, the 4th field of /proc/sys/kernel/sem (`semprep \
-             raise`, or `echo \"{} {} {} N\" > /proc/sys/kernel/sem`), or remove sets listed by \
+             cookie\"). Fix: raise {fields} of /proc/sys/kernel/sem (`semprep raise`, or `echo \
+             \"{} {semmns} {} {semmni}\" > /proc/sys/kernel/sem`), or remove sets listed by \
              `ipcs -s` that you know are dead",
-            limits.semmsl, limits.semmns, limits.semopm,
+            limits.semmsl, limits.semopm,
         ));
     }
     if room.semmsl_short || room.semopm_short {
@@ -94,9 +103,18 @@ pub fn short(
             min = LIBDM_MIN,
         ));
     }
-    // What became of the cookies: planned, or done (a candidate's class is
-    // known only once it was re-checked).
-    let cookies = match applied {
+    format!(
+        "headroom still short: {}; {cookies}; {why}. {}",
+        what.join("; "),
+        fix.join(". "),
+    )
+}
+
+/// What became of the cookies, for `short`: planned (`applied` is `None`,
+/// a plan only, as with `--dry-run`), or done (a candidate's class is known
+/// only once it was re-checked).
+pub fn cookies_fate(plan: &Plan, applied: Option<&Applied>) -> String {
+    match applied {
         None => format!(
             "{} removable, {} busy kept",
             plural(plan.remove.len(), "residual cookie"),
@@ -107,12 +125,7 @@ pub fn short(
             plural(a.removed.len(), "residual cookie"),
             busy_kept(plan, a)
         ),
-    };
-    format!(
-        "headroom still short: {}; {cookies}; {why}. {}",
-        what.join("; "),
-        fix.join(". "),
-    )
+    }
 }
 
 /// The time budget ended the removals early: how far they got.
@@ -226,6 +239,86 @@ pub fn log_applied(snap: &Snapshot, plan: &Plan, applied: &Applied) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_headroom_names_each_short_field_and_its_fix() {
+        let lim = |semmsl, semmns, semopm, semmni| Limits {
+            semmsl,
+            semmns,
+            semopm,
+            semmni,
+        };
+        let room = |l: &Limits, sets, sems| crate::plan::headroom(l, sets, sems, 10);
+        let sets = lim(250, 32000, 32, 128);
+        let sems = lim(250, 130, 32, 32000);
+        let fields = lim(0, 32000, 0, 32000);
+        // (limits, sets in use, semaphores in use, what the message must say)
+        let cases: [(&Limits, u64, u64, &[&str]); 4] = [
+            (
+                &sets,
+                125,
+                125,
+                &[
+                    "headroom still short: 125 of SEMMNI 128 semaphore sets are in use (3 free, \
+                     the daemon needs 10); 2 residual cookies removed, 1 busy kept; policy clean \
+                     does not raise the limit. The daemon's next semget will fail with ENOSPC",
+                    "`echo \"250 32000 32 N\" > /proc/sys/kernel/sem`",
+                ],
+            ),
+            (
+                &sems,
+                5,
+                125,
+                &[
+                    "125 of SEMMNS 130 semaphores are in use (5 free, the daemon needs 10)",
+                    "Fix: raise SEMMNS, the 2nd field of /proc/sys/kernel/sem (`semprep raise`, \
+                     or `echo \"250 N 32 32000\" > /proc/sys/kernel/sem`)",
+                ],
+            ),
+            (
+                &lim(250, 130, 32, 128),
+                125,
+                125,
+                &[
+                    "sets are in use (3 free, the daemon needs 10); 125 of SEMMNS 130 semaphores \
+                     are in use (5 free",
+                    "raise SEMMNS and SEMMNI, the 2nd and 4th fields of /proc/sys/kernel/sem \
+                     (`semprep raise`, or `echo \"250 N 32 M\" >",
+                ],
+            ),
+            (
+                &fields,
+                5,
+                5,
+                &[
+                    "short: SEMMSL, the 1st field, is 0: libdm's semget of a cookie",
+                    "; SEMOPM, the 3rd field, is 0: every libdm semop fails with E2BIG; 2 \
+                     residual cookies removed",
+                    "until SEMMSL and SEMOPM are at least 1. Fix: `semprep raise`, or `echo \
+                     \"250 32000 32 32000\" > /proc/sys/kernel/sem`",
+                ],
+            ),
+        ];
+        for (limits, in_use, sems_in_use, want) in cases {
+            let msg = short(
+                limits,
+                &room(limits, in_use, sems_in_use),
+                10,
+                "2 residual cookies removed, 1 busy kept",
+                "policy clean does not raise the limit",
+            );
+            for w in want {
+                assert!(msg.contains(w), "{msg:?}\nlacks {w:?}");
+            }
+            // A field that is not short is neither blamed nor to be raised.
+            if in_use < 100 {
+                assert!(!msg.contains("SEMMNI"), "{msg:?}");
+            }
+            if sems_in_use < 100 {
+                assert!(!msg.contains("SEMMNS"), "{msg:?}");
+            }
+        }
+    }
 
     #[test]
     fn skipped_sets_make_one_line_per_reason() {

@@ -422,14 +422,11 @@ fn verdict_error(snap: &Snapshot, plan: &Plan, job: &Job) -> Option<Error> {
     }
     let limits = plan.raise.unwrap_or(snap.limits);
     let msg = crate::explain::short(
-        snap,
-        plan,
-        None,
         &limits,
         &plan.after,
-        &job.params,
-        None,
-        job.kind.name(),
+        job.params.reserve,
+        &crate::explain::cookies_fate(plan, None),
+        &crate::explain::not_raised(snap, &job.params, job.kind.name()),
     );
     error!("{msg}");
     Some(Error::new(Code::Short, msg))
@@ -464,24 +461,19 @@ fn outcome(
     if now_room.short {
         // Name what actually stood in the way: a refused write, the time
         // budget, or else the policy or the cap.
-        let cause = match (&applied.raise_error, &ran_out) {
-            (Some(e), Some(r)) => Some(format!("{r}; {e}")),
-            (Some(e), None) => Some(e.clone()),
-            (None, Some(r)) => Some(format!(
-                "{r}; {}",
-                crate::explain::not_raised(snap, &job.params, job.kind.name())
-            )),
-            (None, None) => None,
+        let not_raised = || crate::explain::not_raised(snap, &job.params, job.kind.name());
+        let why = match (&applied.raise_error, &ran_out) {
+            (Some(e), Some(r)) => format!("{r}; {e}"),
+            (Some(e), None) => e.clone(),
+            (None, Some(r)) => format!("{r}; {}", not_raised()),
+            (None, None) => not_raised(),
         };
         let msg = crate::explain::short(
-            snap,
-            plan,
-            Some(applied),
             &limits,
             &now_room,
-            &job.params,
-            cause.as_deref(),
-            job.kind.name(),
+            job.params.reserve,
+            &crate::explain::cookies_fate(plan, Some(applied)),
+            &why,
         );
         error!("{msg}");
         *verdict = Some(Error::new(Code::Short, msg));
