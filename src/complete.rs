@@ -338,8 +338,16 @@ fn run(a: &CompleteArgs, done: &mut Vec<Done>) -> Result<(), Error> {
         error!("{msg}");
         std::process::exit(Code::Failure as i32)
     });
-    // The lock, as for any change: no run removes or raises meanwhile.
-    let _lock = if a.change.dry_run {
+    // The lock only where a race could take too much: a forced cookie
+    // nobody waits on is decremented to 1, and two runs at once could take
+    // its creator's 1. A stuck one goes to 0, which IPC_NOWAIT never passes
+    // whoever else decrements it (udev, another complete), and no run or
+    // clean removes a cookie with waiters. Not taking it there matters:
+    // under `semprep exec` the daemon holds the lock for its life, and the
+    // stuck waiter is that daemon (moby#27900), so waiting for the lock
+    // would keep it stuck. docs/design.md §3.
+    let forced = a.force && !a.stuck;
+    let _lock = if a.change.dry_run || !forced {
         None
     } else {
         let wait = a.change.lock_timeout.min(budget.remaining());

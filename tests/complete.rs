@@ -234,3 +234,45 @@ fn forced_complete_leaves_the_creators_own_one_for_its_dm_udev_wait() {
         assert_eq!(value(id), left, "{state}");
     }
 }
+
+/// Under `semprep exec` the daemon holds semprep's lock for its whole life,
+/// and the stuck waiter is that daemon: `complete --stuck` (and a named
+/// stuck cookie) must not wait for the lock, or it can never wake it. A
+/// forced cookie still takes the lock (exit 4 while it is held): two forced
+/// runs at once could take its creator's 1.
+#[test]
+fn completing_a_stuck_cookie_does_not_wait_for_the_daemons_lock() {
+    let sb = Sandbox::new();
+    let (id, waiter) = waited_cookie();
+    let lock = sb.lock_path();
+    let _holder = Proc::fixture(&["fcntl-hold", lock.to_str().unwrap()], true);
+    std::thread::sleep(Duration::from_millis(2100));
+    let forced = fixture(&["cookie", "--state", "ops", "--ops", "2"])[0];
+    let o = sb.run(&[
+        "complete",
+        "--force",
+        &forced.to_string(),
+        "--lock-timeout",
+        "200ms",
+    ]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert_eq!(value(forced), 3, "a refused complete changed the cookie");
+
+    let o = sb.run(&[
+        "complete",
+        "--stuck",
+        "--stuck-after",
+        "2s",
+        "--lock-timeout",
+        "200ms",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("completed semid {id} ")),
+        "{}",
+        stdout(&o)
+    );
+    let (ok, said) = waiter_says(waiter);
+    assert!(ok, "the waiter did not wake with success: {said}");
+    assert_eq!(said, "woken: 0");
+}
