@@ -85,7 +85,19 @@ pub struct Verdict {
 
 impl Verdict {
     pub fn plugin_line(&self) -> String {
-        let mut s = format!("SEMPREP {} - {}", self.state.name(), self.summary);
+        // A `|` starts the perfdata for Nagios and Icinga, wherever it is,
+        // and the first line is all they read: the summary (which may quote
+        // an operator's bad input) carries neither.
+        let summary: String = self
+            .summary
+            .chars()
+            .map(|c| match c {
+                '|' => '/',
+                c if c.is_control() => ' ',
+                c => c,
+            })
+            .collect();
+        let mut s = format!("SEMPREP {} - {summary}", self.state.name());
         if !self.perfdata.is_empty() {
             let _ = write!(s, " | {}", self.perfdata);
         }

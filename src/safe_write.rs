@@ -298,6 +298,17 @@ fn split(target: &Path) -> Result<(&Path, &OsStr), Error> {
 fn refuse_target(target: &Path, dir: &OwnedFd, name: &OsStr) -> Result<(), Error> {
     let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Err(Errno::ENOENT) => return Ok(()),
+        // Bad input, not a fault: refused before any change (exit 2).
+        Err(Errno::ENAMETOOLONG) => {
+            return Err(usage_is(
+                target,
+                format!(
+                    "has a file name of {} bytes, longer than its file system allows \
+                     (usually 255); give a shorter name",
+                    name.len()
+                ),
+            ));
+        }
         Err(e) => return Err(failure(target, format!("cannot stat it: {e}"))),
         Ok(st) => st,
     };

@@ -22,7 +22,9 @@ fn parse(out: &str) -> Line {
         .strip_prefix("SEMPREP ")
         .unwrap_or_else(|| panic!("no SEMPREP prefix: {line}"));
     let (state, rest) = rest.split_once(" - ").unwrap();
-    let (summary, perf) = rest.split_once(" | ").unwrap_or((rest, ""));
+    // As Nagios and Icinga read it: the perfdata starts at the first `|`.
+    let (summary, perf) = rest.split_once('|').unwrap_or((rest, ""));
+    let (summary, perf) = (summary.trim_end(), perf.trim_start());
     let mut parsed = BTreeMap::new();
     for item in perf.split_whitespace() {
         // 'label'=value[UOM];warn;crit;min;max
@@ -161,6 +163,8 @@ fn unknown_on_bad_input_and_on_what_it_cannot_see() {
         &["--warning", "90", "--critical", "80"][..],
         &["--warning", "101"],
         &["--only", "everything"],
+        // Quoted back in the summary: a `|` there would start the perfdata.
+        &["--only", "stuck|usage"],
         &["--stuck-after", "soon"],
         &["--format", "xml"],
         &["--format", "prometheus"],

@@ -190,3 +190,89 @@ fn sysvipc_rows() -> Vec<String> {
         .map(|l| l.split_whitespace().take(9).collect::<Vec<_>>().join(" "))
         .collect()
 }
+
+/// `--force` on a cookie nobody waits on yet (value 1 + 3 tasks) takes the
+/// 3 udev would have taken, never its creator's 1: the creator's own
+/// dm_udev_wait (semfixture udev-wait: drop the 1 with IPC_NOWAIT, wait for
+/// zero) then returns at once with success. A cookie already at its floor
+/// (value 1 unwaited, or 0) is left alone, and the report says so instead
+/// of "completed".
+#[test]
+fn forced_complete_leaves_the_creators_own_one_for_its_dm_udev_wait() {
+    let sb = Sandbox::new();
+    let id = fixture(&["cookie", "--state", "ops", "--ops", "3"])[0];
+    assert_eq!(value(id), 4);
+    let o = sb.run(&["complete", "--force", &id.to_string(), "--dry-run"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("value 4 to 1"), "{}", stdout(&o));
+    assert_eq!(value(id), 4, "--dry-run changed the cookie");
+    let o = sb.run(&["complete", "--force", &id.to_string(), "--json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(doc["cookies"][0]["decrements"], 3, "{doc}");
+    assert_eq!(doc["cookies"][0]["to"], 1, "{doc}");
+    assert_eq!(value(id), 1, "the creator's own 1 was taken");
+    let p = Proc::fixture(&["udev-wait", &id.to_string()], false);
+    let (ok, said) = waiter_says(p);
+    assert!(ok, "the creator's dm_udev_wait failed: {said}");
+    assert_eq!(said, "waiting\nwoken: 0");
+    assert!(!semids().contains(&id), "{}", sysvipc());
+
+    // At the floor already: nothing to decrement, and no "completed".
+    for (state, left) in [("setval", 1), ("waited", 0)] {
+        let id = fixture(&["cookie", "--state", state])[0];
+        let o = sb.run(&["complete", "--force", &id.to_string()]);
+        assert_eq!(code(&o), 0, "{state}: {}", stderr(&o));
+        let out = stdout(&o);
+        assert!(out.contains(&format!("left semid {id} ")), "{state}: {out}");
+        assert!(out.contains("no completion is missing"), "{state}: {out}");
+        assert!(!stderr(&o).contains("completed"), "{state}: {}", stderr(&o));
+        let o = sb.run(&["complete", "--force", &id.to_string(), "--json"]);
+        let doc: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+        assert!(doc["cookies"][0]["skipped"].is_string(), "{state}: {doc}");
+        assert_eq!(doc["cookies"][0]["decrements"], 0, "{state}: {doc}");
+        assert_eq!(value(id), left, "{state}");
+    }
+}
+
+/// Under `semprep exec` the daemon holds semprep's lock for its whole life,
+/// and the stuck waiter is that daemon: `complete --stuck` (and a named
+/// stuck cookie) must not wait for the lock, or it can never wake it. A
+/// forced cookie still takes the lock (exit 4 while it is held): two forced
+/// runs at once could take its creator's 1.
+#[test]
+fn completing_a_stuck_cookie_does_not_wait_for_the_daemons_lock() {
+    let sb = Sandbox::new();
+    let (id, waiter) = waited_cookie();
+    let lock = sb.lock_path();
+    let _holder = Proc::fixture(&["fcntl-hold", lock.to_str().unwrap()], true);
+    std::thread::sleep(Duration::from_millis(2100));
+    let forced = fixture(&["cookie", "--state", "ops", "--ops", "2"])[0];
+    let o = sb.run(&[
+        "complete",
+        "--force",
+        &forced.to_string(),
+        "--lock-timeout",
+        "200ms",
+    ]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert_eq!(value(forced), 3, "a refused complete changed the cookie");
+
+    let o = sb.run(&[
+        "complete",
+        "--stuck",
+        "--stuck-after",
+        "2s",
+        "--lock-timeout",
+        "200ms",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("completed semid {id} ")),
+        "{}",
+        stdout(&o)
+    );
+    let (ok, said) = waiter_says(waiter);
+    assert!(ok, "the waiter did not wake with success: {said}");
+    assert_eq!(said, "woken: 0");
+}

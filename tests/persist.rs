@@ -195,6 +195,25 @@ fn persist_in_roots_directory_replaces_only_a_regular_file() {
     }
 }
 
+/// A file name longer than the file system allows is bad input: exit 2
+/// before any change, like every other refused --persist-file (it was a
+/// failure, exit 1, which the hook turns into 0 with nothing said to fix).
+#[test]
+fn persist_file_with_a_name_too_long_is_bad_input() {
+    let sb = Sandbox::new();
+    let d = dir(&sb, "sysctl.d", 0, 0o755);
+    let file = d.join(format!("{}.conf", "a".repeat(300)));
+    for extra in [&[][..], &["--dry-run"]] {
+        sb.limits(START);
+        let o = raise(&sb, &file, extra);
+        let err = stderr(&o);
+        assert_eq!(code(&o), 2, "{extra:?}: {err}");
+        assert!(err.contains("longer than its file system allows"), "{err}");
+        assert_eq!(sem(), START.split(' ').collect::<Vec<_>>(), "{extra:?}");
+        assert!(listing(&d).is_empty(), "{:?}", listing(&d));
+    }
+}
+
 fn is_temp(name: &str) -> bool {
     name.starts_with(".semprep-tmp-")
 }
