@@ -85,8 +85,8 @@ pub(crate) fn emit_with(
     if let Some(path) = SINK.get().and_then(|s| s.output.as_deref()) {
         let mut bytes = Vec::new();
         write(&mut bytes)?;
-        return crate::metrics::write_file_atomically(path, &bytes)
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())));
+        // Its errors name the file already.
+        return crate::metrics::write_file_atomically(path, &bytes);
     }
     // Stdout, locked for the whole report, behind a buffer of 64 KiB: large
     // writes, and memory that does not grow with the report.

@@ -465,6 +465,51 @@ fn stdout_write_failures_fail_and_a_closed_pipe_does_not() {
 /// Runs that do not share a lock (each its own lock file) race on the same
 /// cookies, as `dmsetup udevcomplete_all` or a second installation would:
 /// the sets one removes are gone before the others' removals.
+/// `--output` on a full file system: a failure that names the file once,
+/// and the old report stays whole.
+#[test]
+fn an_output_file_that_cannot_be_written_is_named_once_and_kept() {
+    let sb = Sandbox::new();
+    let dir = sb.dir.join("full");
+    std::fs::create_dir(&dir).unwrap();
+    let report = dir.join("report");
+    let script = format!(
+        "mount -t tmpfs -o size=8k,mode=0755 tmpfs {d} && echo old >{r} && \
+         {{ head -c 8192 /dev/zero >{d}/fill; \"$0\" status --output {r}; rc=$?; cat {r}; \
+         exit $rc; }}",
+        d = dir.display(),
+        r = report.display()
+    );
+    let o = Command::new(which("unshare"))
+        .args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+            SEMPREP,
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(code(&o), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "semprep: error: cannot write the report to --output: {}: ",
+            report.display()
+        )) && err.contains("No space left on device"),
+        "{err}"
+    );
+    let path = report.display().to_string();
+    assert_eq!(
+        err.matches(&path).count(),
+        1,
+        "the file named more than once: {err}"
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "old\n", "{err}");
+}
+
 #[test]
 fn skipped_sets_are_logged_once_per_reason() {
     const COOKIES: usize = 20_000;
