@@ -81,6 +81,14 @@ pub fn status(snap: &Snapshot, plan: &Plan, now: i64) -> String {
     }
     g(
         &mut out,
+        "semprep_details_readable",
+        "1 when semprep could read every dm cookie's waiters and last-op pid (root or \
+         CAP_IPC_OWNER); 0 when it could not, and then counted root's cookies as busy, \
+         so residual and stuck show 0 whatever they are.",
+        details_readable(snap).into(),
+    );
+    g(
+        &mut out,
         "semprep_headroom_short",
         "1 when the daemon's next start would fail as things stand, else 0.",
         plan.before.short.into(),
@@ -115,6 +123,17 @@ pub fn status(snap: &Snapshot, plan: &Plan, now: i64) -> String {
         now,
     );
     out
+}
+
+/// Whether the report's cookie classes are the whole truth: semprep may read
+/// every set's details, and the kernel refused none.
+fn details_readable(snap: &Snapshot) -> bool {
+    use crate::snapshot::NotRead;
+    snap.privileged
+        && !snap
+            .sets
+            .iter()
+            .any(|s| matches!(s.detail, Err(NotRead::Denied(_))))
 }
 
 /// What a hook run came to, for `semprep_last_run_*`.
@@ -351,5 +370,65 @@ mod tests {
         let t = last_run(&again, &unknown);
         assert!(!t.contains("semprep_last_run_semaphore_sets_limit{daemon=\"docker\"}"));
         assert!(t.contains("semprep_last_run_semaphore_sets_limit{daemon=\"containerd\"} 256"));
+    }
+
+    /// `semprep_details_readable`: 1 only when semprep may read every set's
+    /// details and the kernel refused none.
+    #[test]
+    fn details_are_readable_only_when_none_was_refused() {
+        use crate::snapshot::{Detail, NotRead, Owner, PidNamespace, SemSet};
+        use crate::sysv::SetStat;
+        let set = |detail| SemSet {
+            semid: 1,
+            stat: SetStat {
+                key: 0x0D4D_0001,
+                nsems: 1,
+                mode: 0o600,
+                uid: 0,
+                cuid: 0,
+                otime: 0,
+                ctime: 0,
+            },
+            detail,
+        };
+        let read = || {
+            Ok(Detail {
+                value: None,
+                zcnt: 0,
+                ncnt: 0,
+                owner: Owner::Unknown,
+            })
+        };
+        let denied = || Err(NotRead::Denied("needs root or CAP_IPC_OWNER".into()));
+        let cases = [
+            (true, vec![], true),
+            (true, vec![set(read()), set(Err(NotRead::Deferred))], true),
+            (false, vec![], false),
+            (false, vec![set(read())], false),
+            // Root in a user namespace that does not own the IPC one.
+            (true, vec![set(read()), set(denied())], false),
+        ];
+        for (privileged, sets, want) in cases {
+            let snap = Snapshot {
+                limits: crate::limits::Limits {
+                    semmsl: 250,
+                    semmns: 32_000,
+                    semopm: 32,
+                    semmni: 128,
+                },
+                kernel_max_semmni: 32_768,
+                sets_in_use: sets.len() as u64,
+                sems_in_use: sets.len() as u64,
+                sets,
+                privileged,
+                pid_namespace: PidNamespace::Initial,
+            };
+            assert_eq!(
+                details_readable(&snap),
+                want,
+                "{privileged} {:?}",
+                snap.sets
+            );
+        }
     }
 }
