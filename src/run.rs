@@ -173,7 +173,7 @@ pub fn main(mut cli: cli::Cli) -> i32 {
         Command::Clean(a) => (Job::clean(&a), None),
         Command::Raise(a) => (Job::raise(&a), None),
     };
-    let budget = start_budget(&job, program.clone());
+    let budget = start_budget(&job, program.clone(), metrics_file.clone());
     let mut found = Found::default();
     let result = change(&job, &budget, &mut found);
     // The budget bounds the work, not the reader of the report: from here on
@@ -204,33 +204,36 @@ pub fn main(mut cli: cli::Cli) -> i32 {
 }
 
 /// The watchdog of a state-changing command: when the budget runs out, the
-/// error document, then the exit code the hook policy gives it (`exec`'s
-/// program starts instead where that is 0).
-fn start_budget(job: &Job, program: Option<Vec<OsString>>) -> Budget {
+/// error document, the outcome in `--metrics-file`, then the exit code the
+/// hook policy gives it (`exec`'s program starts instead where that is 0).
+fn start_budget(
+    job: &Job,
+    program: Option<Vec<OsString>>,
+    metrics_file: Option<PathBuf>,
+) -> Budget {
     let timeout = job.change.timeout;
     let out = Out {
         text: Text::Nothing,
         ..job.out()
     };
+    let daemon = job.daemon.daemon;
     Budget::start(timeout, move || {
         let msg = format!(
             "time budget of {timeout:?} (--timeout) ran out{}",
             crate::budget::during()
         );
         let code = crate::finish::expired(&out, &msg);
+        match (&program, code) {
+            (Some(_), 0) => warn!("{msg}; starting the program anyway"),
+            (None, 0) => warn!("{msg}; letting the daemon start anyway"),
+            _ => error!("{msg}"),
+        }
+        if let Some(path) = &metrics_file {
+            crate::metrics::after_watchdog(path, daemon, code);
+        }
         match program {
-            Some(program) if code == 0 => {
-                warn!("{msg}; starting the program anyway");
-                std::process::exit(crate::exec::exec(&program, None));
-            }
-            _ if code == 0 => {
-                warn!("{msg}; letting the daemon start anyway");
-                std::process::exit(0)
-            }
-            _ => {
-                error!("{msg}");
-                std::process::exit(code)
-            }
+            Some(program) if code == 0 => std::process::exit(crate::exec::exec(&program, None)),
+            _ => std::process::exit(code),
         }
     })
 }
