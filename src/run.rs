@@ -160,8 +160,8 @@ pub fn main(mut cli: cli::Cli) -> i32 {
         return Code::Usage as i32;
     }
     let metrics_file = match &cli.command {
-        Command::Run(a) => a.metrics_file.clone(),
-        Command::Exec(a) => a.run.metrics_file.clone(),
+        Command::Run(a) => hook_metrics_file(a),
+        Command::Exec(a) => hook_metrics_file(&a.run),
         _ => None,
     };
     let (job, program) = match cli.command {
@@ -201,6 +201,21 @@ pub fn main(mut cli: cli::Cli) -> i32 {
         }
         Some(_) => code,
     }
+}
+
+/// The `--metrics-file` a hook run writes its outcome to. A dry run writes
+/// none: the file says what the daemon's last start did, and a dry run is
+/// no start (docs/design.md §5).
+fn hook_metrics_file(a: &cli::RunArgs) -> Option<PathBuf> {
+    let path = a.metrics_file.clone()?;
+    if a.change.dry_run {
+        info!(
+            "--dry-run: {} (--metrics-file) keeps the last real run's outcome",
+            path.display()
+        );
+        return None;
+    }
+    Some(path)
 }
 
 /// The watchdog of a state-changing command: when the budget runs out, the

@@ -386,6 +386,73 @@ fn the_watchdog_records_its_outcome_in_the_metrics_file() {
     assert!(marker.exists(), "exec did not start its program");
 }
 
+/// A dry run is no daemon start: `run --dry-run --metrics-file` (and exec)
+/// leaves the real run's outcome in the file as it was, byte for byte, and
+/// says so. Before the fix it replaced it with its own, without the lock.
+#[test]
+fn a_dry_run_leaves_the_last_real_outcome_in_the_metrics_file() {
+    let sb = Sandbox::new();
+    let file = sb.dir.join("hook.prom");
+    let f = file.to_str().unwrap();
+    fixture(&["cookie", "--count", "3"]);
+    let o = sb.run(&["run", "--min-age", "0", "--metrics-file", f]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let real = std::fs::read(&file).unwrap();
+    assert!(
+        String::from_utf8_lossy(&real)
+            .contains("semprep_last_run_cookies_removed{daemon=\"none\"} 3\n")
+    );
+    // Headroom short, no raise allowed: the dry run's verdict (exit 3)
+    // stays its own.
+    sb.limits("250 32000 32 10");
+    let runs: [&[&str]; 3] = [
+        &["run", "--dry-run", "--policy", "clean", "--metrics-file", f],
+        &[
+            "run",
+            "-n",
+            "--json",
+            "--policy",
+            "clean",
+            "--metrics-file",
+            f,
+        ],
+        &[
+            "exec",
+            "--dry-run",
+            "--policy",
+            "clean",
+            "--metrics-file",
+            f,
+            "--",
+            "true",
+        ],
+    ];
+    for args in runs {
+        let o = sb.run(args);
+        assert_eq!(code(&o), 3, "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--dry-run: ")
+                && stderr(&o).contains("keeps the last real run's outcome"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            real,
+            "{args:?} rewrote the file"
+        );
+    }
+    // SEMPREP_DRY_RUN from a settings file, too.
+    let o = sb
+        .semprep()
+        .args(["run", "--policy", "clean", "--metrics-file", f])
+        .env("SEMPREP_DRY_RUN", "yes")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(std::fs::read(&file).unwrap(), real);
+}
+
 /// The hook file's owner (the textfile collector's user) swaps it for a
 /// FIFO while a run waits for the lock, after the command line was
 /// checked: the run must neither block on it nor follow it. It logs the
