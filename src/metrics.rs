@@ -355,8 +355,8 @@ pub fn write_last_run(path: &Path, o: &Outcome, durable: bool) -> io::Result<()>
 pub const WATCHDOG_OUTCOME: &str = "__watchdog-outcome";
 
 /// How long the watchdog waits for that process before it exits or execs
-/// the program: on a healthy file system the write takes about a
-/// millisecond (docs/design.md §8 has the measurement).
+/// the program: from spawn to exit it takes a few milliseconds
+/// (docs/design.md §8 has the measurement).
 const WATCHDOG_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The time budget's watchdog ended the run with `code`: records that in
@@ -364,9 +364,9 @@ const WATCHDOG_WAIT: std::time::Duration = std::time::Duration::from_millis(10);
 /// `WATCHDOG_WAIT`.
 ///
 /// The writer runs in a process of its own (`semprep __watchdog-outcome`,
-/// `watchdog_outcome`), not a thread: whatever the write touches
-/// (the directories from `/` down, the old file, the new one, fsync) may
-/// sit on a file system that hangs, and a thread stuck there in an
+/// `watchdog_outcome`), not a thread: whatever the write touches (the
+/// directories from `/` down, the old file, the new one) may sit on a file
+/// system that hangs, and a thread stuck there in an
 /// uninterruptible sleep would keep this process from exiting, or from
 /// exec'ing the daemon (execve waits for every other thread to die). A
 /// child that hangs hangs alone; one that is merely slow still writes the
@@ -448,9 +448,16 @@ pub fn watchdog_outcome(args: &[std::ffi::OsString]) -> Option<i32> {
         return None;
     }
     let text = |i: usize| args.get(i).and_then(|a| a.to_str());
-    let daemon = ["docker", "containerd", "isulad", "none"]
-        .into_iter()
-        .find(|d| text(3) == Some(*d));
+    use crate::daemon::Daemon;
+    let daemon = [
+        Daemon::Docker,
+        Daemon::Containerd,
+        Daemon::Isulad,
+        Daemon::None,
+    ]
+    .map(daemon_label)
+    .into_iter()
+    .find(|d| text(3) == Some(*d));
     let parsed = match (args.get(2), daemon, text(4), text(5), args.len()) {
         (Some(file), Some(daemon), Some(code), Some(ended), 6) => {
             match (code.parse(), ended.parse()) {
