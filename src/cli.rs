@@ -192,7 +192,7 @@ pub struct RunArgs {
     pub reserve: ReserveArgs,
     #[command(flatten)]
     pub raising: RaisingArgs,
-    /// Also write this run's outcome there, for node_exporter (Prometheus text, atomically)
+    /// Also write this run's outcome there, for node_exporter (Prometheus text, atomically; a dry run writes none)
     #[arg(long, env = "SEMPREP_METRICS_FILE", value_name = "FILE", value_parser = parse_output_file)]
     pub metrics_file: Option<PathBuf>,
     #[command(flatten)]

@@ -37,3 +37,7 @@ pub mod safe_write;
 pub mod snapshot;
 #[allow(unsafe_code)]
 pub mod sysv;
+
+/// `semprep __watchdog-outcome …`, the process through which the time
+/// budget's watchdog writes its run's outcome: for `main`, before clap.
+pub use metrics::watchdog_outcome;

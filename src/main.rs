@@ -1,6 +1,11 @@
 use semprep::cli;
 
 fn main() {
+    // The time budget's watchdog writes its run's outcome through a process
+    // of its own (metrics::after_watchdog): not a command of the CLI.
+    if let Some(code) = semprep::watchdog_outcome(&std::env::args_os().collect::<Vec<_>>()) {
+        std::process::exit(code);
+    }
     // clap's usage errors exit 2 (with a JSON document under --json;
     // `check` says UNKNOWN and exits 3); --help and --version exit 0.
     let cli = match cli::parse(std::env::args_os().collect()) {

@@ -160,8 +160,8 @@ pub fn main(mut cli: cli::Cli) -> i32 {
         return Code::Usage as i32;
     }
     let metrics_file = match &cli.command {
-        Command::Run(a) => a.metrics_file.clone(),
-        Command::Exec(a) => a.run.metrics_file.clone(),
+        Command::Run(a) => hook_metrics_file(a),
+        Command::Exec(a) => hook_metrics_file(&a.run),
         _ => None,
     };
     let (job, program) = match cli.command {
@@ -173,7 +173,7 @@ pub fn main(mut cli: cli::Cli) -> i32 {
         Command::Clean(a) => (Job::clean(&a), None),
         Command::Raise(a) => (Job::raise(&a), None),
     };
-    let budget = start_budget(&job, program.clone());
+    let budget = start_budget(&job, program.clone(), metrics_file.clone());
     let mut found = Found::default();
     let result = change(&job, &budget, &mut found);
     // The budget bounds the work, not the reader of the report: from here on
@@ -203,34 +203,52 @@ pub fn main(mut cli: cli::Cli) -> i32 {
     }
 }
 
+/// The `--metrics-file` a hook run writes its outcome to. A dry run writes
+/// none: the file says what the daemon's last start did, and a dry run is
+/// no start (docs/design.md §5).
+fn hook_metrics_file(a: &cli::RunArgs) -> Option<PathBuf> {
+    let path = a.metrics_file.clone()?;
+    if a.change.dry_run {
+        info!(
+            "--dry-run: {} (--metrics-file) keeps the last real run's outcome",
+            path.display()
+        );
+        return None;
+    }
+    Some(path)
+}
+
 /// The watchdog of a state-changing command: when the budget runs out, the
-/// error document, then the exit code the hook policy gives it (`exec`'s
-/// program starts instead where that is 0).
-fn start_budget(job: &Job, program: Option<Vec<OsString>>) -> Budget {
+/// error document, the outcome in `--metrics-file`, then the exit code the
+/// hook policy gives it (`exec`'s program starts instead where that is 0).
+fn start_budget(
+    job: &Job,
+    program: Option<Vec<OsString>>,
+    metrics_file: Option<PathBuf>,
+) -> Budget {
     let timeout = job.change.timeout;
     let out = Out {
         text: Text::Nothing,
         ..job.out()
     };
+    let daemon = job.daemon.daemon;
     Budget::start(timeout, move || {
         let msg = format!(
             "time budget of {timeout:?} (--timeout) ran out{}",
             crate::budget::during()
         );
         let code = crate::finish::expired(&out, &msg);
+        match (&program, code) {
+            (Some(_), 0) => warn!("{msg}; starting the program anyway"),
+            (None, 0) => warn!("{msg}; letting the daemon start anyway"),
+            _ => error!("{msg}"),
+        }
+        if let Some(path) = &metrics_file {
+            crate::metrics::after_watchdog(path, daemon, code);
+        }
         match program {
-            Some(program) if code == 0 => {
-                warn!("{msg}; starting the program anyway");
-                std::process::exit(crate::exec::exec(&program, None));
-            }
-            _ if code == 0 => {
-                warn!("{msg}; letting the daemon start anyway");
-                std::process::exit(0)
-            }
-            _ => {
-                error!("{msg}");
-                std::process::exit(code)
-            }
+            Some(program) if code == 0 => std::process::exit(crate::exec::exec(&program, None)),
+            _ => std::process::exit(code),
         }
     })
 }

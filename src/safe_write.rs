@@ -24,6 +24,10 @@
 //!   same directory removes it (`clean_leftovers`: only that pattern, only
 //!   regular files of semprep's user with one link, only when the process
 //!   of that pid is gone, never following a link).
+//! - A file semprep rewrites from what it held (`update_atomically`: the
+//!   hook's `--metrics-file`, which keeps other daemons' series) is read
+//!   through the opened directory without following a link or blocking,
+//!   and its updaters take turns under a `flock` on that directory.
 
 use crate::error::Error;
 use log::{debug, info};
@@ -37,6 +41,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Who may own the directories on the way to a file semprep writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -296,22 +301,25 @@ fn split(target: &Path) -> Result<(&Path, &OsStr), Error> {
 /// Refuses a target that semprep must not replace: anything but a regular
 /// file with one link. A missing target is fine.
 fn refuse_target(target: &Path, dir: &OwnedFd, name: &OsStr) -> Result<(), Error> {
-    let st = match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
-        Err(Errno::ENOENT) => return Ok(()),
+    match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Err(Errno::ENOENT) => Ok(()),
         // Bad input, not a fault: refused before any change (exit 2).
-        Err(Errno::ENAMETOOLONG) => {
-            return Err(usage_is(
-                target,
-                format!(
-                    "has a file name of {} bytes, longer than its file system allows \
-                     (usually 255); give a shorter name",
-                    name.len()
-                ),
-            ));
-        }
-        Err(e) => return Err(failure(target, format!("cannot stat it: {e}"))),
-        Ok(st) => st,
-    };
+        Err(Errno::ENAMETOOLONG) => Err(usage_is(
+            target,
+            format!(
+                "has a file name of {} bytes, longer than its file system allows \
+                 (usually 255); give a shorter name",
+                name.len()
+            ),
+        )),
+        Err(e) => Err(failure(target, format!("cannot stat it: {e}"))),
+        Ok(st) => refusal(target, &st).map_or(Ok(()), Err),
+    }
+}
+
+/// Why a file semprep found at the target's name must not be replaced (nor
+/// read): anything but a regular file with one link.
+fn refusal(target: &Path, st: &FileStat) -> Option<Error> {
     let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
     let shown = target.display();
     let why = if kind == SFlag::S_IFLNK {
@@ -330,9 +338,9 @@ fn refuse_target(target: &Path, dir: &OwnedFd, name: &OsStr) -> Result<(), Error
             st.st_nlink
         )
     } else {
-        return Ok(());
+        return None;
     };
-    Err(usage_is(target, why))
+    Some(usage_is(target, why))
 }
 
 /// Checks that `target` could be written under `policy`, changing nothing:
@@ -385,29 +393,158 @@ pub(crate) fn write_with(
     policy: DirPolicy,
     how: How,
 ) -> Result<(), Error> {
+    let (dir, name) = open_target(target, policy)?;
+    replace(target, &dir, name, contents, mode, true, how)
+}
+
+/// The target's directory, opened and checked under `policy` (created where
+/// the policy allows), and the target's name in it, refused if it names
+/// anything but a regular file with one link.
+fn open_target(target: &Path, policy: DirPolicy) -> Result<(OwnedFd, &OsStr), Error> {
     let (dir, name) = split(target)?;
     let dir = open_chain(target, dir, policy, true)?
         .ok_or_else(|| failure(target, "its directory vanished while semprep created it"))?;
     refuse_target(target, &dir, name)?;
-    clean_leftovers(target, &dir);
+    Ok((dir, name))
+}
+
+/// Puts `contents` in place of `name` in the opened directory `dir`;
+/// `durable`: fsync the file and the directory, so that a crash of the
+/// machine leaves the new contents, not only a reader the old or the new.
+fn replace(
+    target: &Path,
+    dir: &OwnedFd,
+    name: &OsStr,
+    contents: &[u8],
+    mode: u32,
+    durable: bool,
+    how: How,
+) -> Result<(), Error> {
+    clean_leftovers(target, dir);
     let mode = Mode::from_bits_truncate(mode & 0o777);
-    let tmp = create(target, &dir, mode, contents, how)?;
+    let tmp = create(target, dir, mode, contents, durable, how)?;
     // Checked again right before the rename: a rename replaces a link
     // itself, never what it points at, but what is refused stays refused.
-    refuse_target(target, &dir, name)?;
+    refuse_target(target, dir, name)?;
     // In root's directories nobody else can touch the temporary name. In a
     // service's, its owner could swap it for a file of theirs just before
     // the rename, which then puts their content at the target: what they
     // could write there anyway. Nothing outside the directory is touched.
-    if let Err(e) = renameat(&dir, tmp.name.as_str(), &dir, name) {
+    if let Err(e) = renameat(dir, tmp.name.as_str(), dir, name) {
         let why = format!("renaming {} over it: {e}", tmp.name);
         return Err(failure(target, why));
     }
     tmp.kept();
-    match fsync(&dir) {
+    if !durable {
+        return Ok(());
+    }
+    match fsync(dir) {
         Ok(()) | Err(Errno::EINVAL) => Ok(()),
         Err(e) => Err(failure(target, format!("fsync of its directory: {e}"))),
     }
+}
+
+/// How long `update_atomically` waits for another updater of the same
+/// directory: each holds the directory's lock for one small write.
+const UPDATE_WAIT: Duration = Duration::from_secs(1);
+
+/// The most of the old file `update_atomically` reads. semprep's own files
+/// are a few KiB; a file that holds more was not written by semprep, and
+/// reading it whole (a planted sparse file of terabytes) would never end.
+pub const UPDATE_READ_MAX: u64 = 1 << 20;
+
+/// Replaces `target` with `make(old)`, where `old` is what the file held
+/// (empty when there was none), atomically like `write_atomically`, and
+/// without losing a concurrent update: every updater holds an exclusive
+/// `flock` on the opened directory from the read to the rename (a second
+/// semprep writing another daemon's series into the same file waits for
+/// it, at most `UPDATE_WAIT`).
+///
+/// The old file is read through the opened directory, never by its path:
+/// without following a link, without blocking (a FIFO planted at the name
+/// is refused, never waited on), only when it is a regular file with one
+/// link, and at most `UPDATE_READ_MAX` bytes. `durable`: as `replace` says.
+pub fn update_atomically(
+    target: &Path,
+    mode: u32,
+    policy: DirPolicy,
+    durable: bool,
+    make: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> Result<(), Error> {
+    let (dir, name) = open_target(target, policy)?;
+    let _locked = lock_directory(target, &dir)?;
+    let old = read_old(target, &dir, name)?;
+    let contents = make(&old);
+    let how = How {
+        tmpfile: true,
+        name: &mut random_name,
+        written: &mut || {},
+    };
+    replace(target, &dir, name, &contents, mode, durable, how)
+}
+
+/// An exclusive `flock` on the opened directory, held while the returned
+/// descriptor (a duplicate of `dir`'s) lives. A file system without
+/// `flock` (some network ones) gets the update unserialised, as before.
+fn lock_directory(target: &Path, dir: &OwnedFd) -> Result<Option<File>, Error> {
+    let file = File::from(
+        dir.try_clone()
+            .map_err(|e| failure(target, format!("dup of its directory: {e}")))?,
+    );
+    let deadline = Instant::now() + UPDATE_WAIT;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Some(file)),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(failure(
+                    target,
+                    format!(
+                        "another process held the lock (flock) on its directory for {}s: \
+                         `lslocks` names it",
+                        UPDATE_WAIT.as_secs()
+                    ),
+                ));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                debug!("{}: no flock on its directory ({e})", target.display());
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// What the file at `name` holds, read as `update_atomically` says; empty
+/// when there is none.
+fn read_old(target: &Path, dir: &OwnedFd, name: &OsStr) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let flags = OFlag::O_RDONLY
+        | OFlag::O_NOFOLLOW
+        | OFlag::O_NONBLOCK
+        | OFlag::O_NOCTTY
+        | OFlag::O_CLOEXEC;
+    let fd = match openat(dir, name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(Vec::new()),
+        // A link (ELOOP) or something that cannot be opened for reading (a
+        // socket: ENXIO): what it is, as refuse_target says it.
+        Err(e) => {
+            refuse_target(target, dir, name)?;
+            return Err(failure(target, format!("cannot open it to read: {e}")));
+        }
+    };
+    let st = fstat(&fd).map_err(|e| failure(target, format!("cannot stat it: {e}")))?;
+    if let Some(e) = refusal(target, &st) {
+        return Err(e);
+    }
+    let mut old = Vec::new();
+    File::from(fd)
+        .take(UPDATE_READ_MAX)
+        .read_to_end(&mut old)
+        .map_err(|e| failure(target, format!("reading: {e}")))?;
+    Ok(old)
 }
 
 /// A temporary name in the directory: removed when dropped (an error on
@@ -433,13 +570,19 @@ impl Drop for Temp<'_> {
     }
 }
 
-fn fill(target: &Path, file: OwnedFd, mode: Mode, contents: &[u8]) -> Result<(), Error> {
+fn fill(
+    target: &Path,
+    file: OwnedFd,
+    mode: Mode,
+    contents: &[u8],
+    durable: bool,
+) -> Result<(), Error> {
     // The umask may have narrowed the mode given at creation: set it
     // exactly, before any content is in the file.
     fchmod(&file, mode).map_err(|e| failure(target, format!("fchmod: {e}")))?;
     let mut f = File::from(file);
     f.write_all(contents)
-        .and_then(|()| f.sync_all())
+        .and_then(|()| if durable { f.sync_all() } else { Ok(()) })
         .map_err(|e| failure(target, format!("writing: {e}")))
 }
 
@@ -452,6 +595,7 @@ fn create<'a>(
     dir: &'a OwnedFd,
     mode: Mode,
     contents: &[u8],
+    durable: bool,
     how: How,
 ) -> Result<Temp<'a>, Error> {
     if how.tmpfile {
@@ -459,7 +603,7 @@ fn create<'a>(
         match openat(dir, ".", flags, mode) {
             Ok(file) => {
                 let probe = file.try_clone().map_err(|e| failure(target, e))?;
-                fill(target, file, mode, contents)?;
+                fill(target, file, mode, contents, durable)?;
                 (how.written)();
                 return link(target, dir, &probe, how.name);
             }
@@ -485,7 +629,7 @@ fn create<'a>(
                     name,
                     keep: false,
                 };
-                fill(target, file, mode, contents)?;
+                fill(target, file, mode, contents, durable)?;
                 (how.written)();
                 return Ok(tmp);
             }

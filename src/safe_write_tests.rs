@@ -541,3 +541,96 @@ fn kernel_interface_files_and_directories_are_refused() {
         }
     }
 }
+
+/// `update_atomically` reads the old file through the opened directory:
+/// what the directory's owner plants at the name (a link to root's file, a
+/// FIFO that would block an open forever, a hard link) is refused, never
+/// read, followed or waited on, and the victim stays as it was. A huge old
+/// file is read only up to `UPDATE_READ_MAX`.
+#[test]
+fn an_update_reads_only_a_regular_file_and_never_blocks() {
+    let s = Scratch::new();
+    let dir = s.dir("textfile", NOBODY, 0o755);
+    let target = dir.join("hook.prom");
+    for plant in [Plant::Symlink, Plant::Fifo, Plant::Hardlink, Plant::Dir] {
+        plant.at(&s, &target, NOBODY);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let t = target.clone();
+        std::thread::spawn(move || {
+            let r = update_atomically(&t, 0o644, DirPolicy::ServiceDir, true, |old| {
+                panic!("{plant:?}: read {} bytes", old.len())
+            });
+            let _ = tx.send(r);
+        });
+        // Not a speed assertion: a guard so that a blocked open fails the
+        // test instead of hanging it (the thread is left behind).
+        let r = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{plant:?}: the update blocked"));
+        let e = r.unwrap_err();
+        assert_eq!(e.code, Code::Usage, "{plant:?}: {e}");
+        s.victim_intact(&format!("{plant:?}"));
+        match plant {
+            Plant::Dir => std::fs::remove_dir(&target).unwrap(),
+            _ => std::fs::remove_file(&target).unwrap(),
+        }
+    }
+    // A missing file is empty; the new one has its mode, whatever the old.
+    update_atomically(&target, 0o644, DirPolicy::ServiceDir, true, |old| {
+        assert!(old.is_empty());
+        b"one\n".to_vec()
+    })
+    .unwrap();
+    std::fs::set_permissions(&target, PermissionsExt::from_mode(0o600)).unwrap();
+    update_atomically(&target, 0o644, DirPolicy::ServiceDir, false, |old| {
+        assert_eq!(old, b"one\n");
+        [old, b"two\n"].concat()
+    })
+    .unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"one\ntwo\n");
+    assert_eq!(std::fs::metadata(&target).unwrap().mode() & 0o7777, 0o644);
+    // A sparse file of a terabyte: the first MiB is read, no more.
+    std::fs::File::create(&target)
+        .unwrap()
+        .set_len(1 << 40)
+        .unwrap();
+    update_atomically(&target, 0o644, DirPolicy::ServiceDir, true, |old| {
+        assert_eq!(old.len() as u64, UPDATE_READ_MAX);
+        b"small\n".to_vec()
+    })
+    .unwrap();
+    assert_eq!(std::fs::read(&target).unwrap(), b"small\n");
+    assert_eq!(listing(&dir), BTreeSet::from(["hook.prom".to_owned()]));
+}
+
+/// Concurrent updates of one file each keep what the others wrote: the
+/// directory's flock serialises read, change and rename. Without it two
+/// updaters read the same old file and the later rename drops the earlier
+/// one's line (this test then loses lines, run after run).
+#[test]
+fn concurrent_updates_lose_nothing() {
+    let s = Scratch::new();
+    let dir = s.dir("textfile", NOBODY, 0o755);
+    let target = dir.join("hook.prom");
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let target = target.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    update_atomically(&target, 0o644, DirPolicy::ServiceDir, false, |old| {
+                        let mut new = old.to_vec();
+                        new.extend_from_slice(format!("{t}-{i}\n").as_bytes());
+                        new
+                    })
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let text = std::fs::read_to_string(&target).unwrap();
+    assert_eq!(text.lines().count(), 100, "lost updates:\n{text}");
+    assert_eq!(listing(&dir), BTreeSet::from(["hook.prom".to_owned()]));
+}

@@ -109,6 +109,7 @@ fn the_hook_writes_its_outcome_and_a_failure_to_does_not_change_the_exit_code() 
     let text = std::fs::read_to_string(&file).unwrap();
     for want in [
         "semprep_last_run_exit_code{daemon=\"none\"} 0\n",
+        "semprep_last_run_timed_out{daemon=\"none\"} 0\n",
         "semprep_last_run_cookies_removed{daemon=\"none\"} 3\n",
         "semprep_last_run_sets_skipped{daemon=\"none\"} 0\n",
         "semprep_last_run_semmni_raised{daemon=\"none\"} 0\n",
@@ -255,4 +256,231 @@ fn output_and_metrics_file_in_another_users_directory_touch_nothing_else() {
     ]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(std::fs::read_dir(&open).unwrap().next().is_none());
+}
+
+/// The series of `daemon` in a hook file: family → value.
+fn series_of(text: &str, daemon: &str) -> std::collections::BTreeMap<String, String> {
+    let label = format!("{{daemon=\"{daemon}\"}} ");
+    text.lines()
+        .filter_map(|l| l.split_once(&label))
+        .map(|(fam, v)| (fam.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A run the time budget's watchdog ends (a /proc/sys/kernel/sem that never
+/// answers: a FIFO bind-mounted over it) records that in --metrics-file:
+/// timed out, the exit code it exits with (for exec the one run would
+/// have), the time; what it changed is unknown, so those series of its
+/// daemon are left out, never kept from the run before. The other daemons'
+/// series stay, the file is replaced atomically (mode 0644, no temporary
+/// file left), and --json still prints one document. Before the fix the
+/// file kept the previous run's "all is well".
+#[test]
+fn the_watchdog_records_its_outcome_in_the_metrics_file() {
+    let sb = Sandbox::new();
+    let fifo = sb.dir.join("sem-fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let file = sb.dir.join("hook.prom");
+    let f = file.to_str().unwrap();
+    let marker = sb.dir.join("program-ran");
+    let m = marker.to_str().unwrap();
+    // containerd's last start went through; it must stay in the file.
+    let o = sb.run(&["run", "--daemon", "containerd", "--metrics-file", f]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let containerd = series_of(&std::fs::read_to_string(&file).unwrap(), "containerd");
+    assert_eq!(containerd.len(), 7, "{containerd:?}");
+    // (arguments, exit code of the process, exit code recorded)
+    let cases: [(&[&str], i32, &str); 4] = [
+        (&["run"], 0, "0"),
+        (&["run", "--strict"], 1, "1"),
+        (&["run", "--json"], 0, "0"),
+        // exec starts its program anyway; the file has the code run
+        // would have exited with.
+        (
+            &["exec", "--", "sh", "-c", "touch \"$0\"; exit 5", m],
+            5,
+            "0",
+        ),
+    ];
+    for (args, exit, recorded) in cases {
+        // docker's last start removed 2 cookies, in time.
+        fixture(&["cookie", "--count", "2"]);
+        let o = sb.run(&[
+            "run",
+            "--daemon",
+            "docker",
+            "--pidfile",
+            "/nonexistent",
+            "--min-age",
+            "0",
+            "--metrics-file",
+            f,
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let before = series_of(&std::fs::read_to_string(&file).unwrap(), "docker");
+        assert_eq!(before["semprep_last_run_cookies_removed"], "2");
+        assert_eq!(before["semprep_last_run_timed_out"], "0");
+
+        let started = unix_now();
+        let (cmd, rest) = args.split_first().unwrap();
+        let mut c = sb.semprep_with_kernel_sem(&fifo, false);
+        c.arg(cmd)
+            .args(["--daemon", "docker", "--pidfile", "/nonexistent"])
+            .args(["--timeout", "300ms", "--metrics-file", f])
+            .args(rest);
+        let (status, out, err) = Bg::spawn(c, &sb.dir, "watchdog").finish();
+        let what = format!("{args:?}: {err}");
+        assert_eq!(status.code(), Some(exit), "{what}");
+        assert!(
+            err.contains("(--timeout) ran out while reading /proc/sys/kernel/sem"),
+            "{what}"
+        );
+        if args.contains(&"--json") {
+            // Exactly one document: from_str refuses anything after it.
+            let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(doc["exit_code"], 0, "{what}");
+        } else {
+            assert_eq!(out, "", "{what}");
+        }
+        // The writer is a process of its own, which may finish just after
+        // semprep exits or execs.
+        let mut text = String::new();
+        wait_until("the watchdog's outcome in the file", || {
+            text = std::fs::read_to_string(&file).unwrap();
+            series_of(&text, "docker").get("semprep_last_run_timed_out") == Some(&"1".into())
+        });
+        let docker = series_of(&text, "docker");
+        assert_eq!(
+            docker["semprep_last_run_exit_code"], recorded,
+            "{what}\n{text}"
+        );
+        let ended: i64 = docker["semprep_last_run_timestamp_seconds"]
+            .parse()
+            .unwrap();
+        assert!(ended >= started && ended <= unix_now(), "{what}\n{text}");
+        for unknown in [
+            "semprep_last_run_cookies_removed",
+            "semprep_last_run_sets_skipped",
+            "semprep_last_run_semmni_raised",
+            "semprep_last_run_semaphore_sets_limit",
+        ] {
+            assert!(!docker.contains_key(unknown), "{what}: {unknown}\n{text}");
+        }
+        assert_eq!(series_of(&text, "containerd"), containerd, "{what}\n{text}");
+        assert_eq!(text.matches("# TYPE ").count(), 7, "{what}\n{text}");
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o644, "{what}");
+        let temp = std::fs::read_dir(&sb.dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .find(|n| n.starts_with(".semprep-tmp-"));
+        assert_eq!(temp, None, "{what}");
+    }
+    assert!(marker.exists(), "exec did not start its program");
+}
+
+/// A dry run is no daemon start: `run --dry-run --metrics-file` (and exec)
+/// leaves the real run's outcome in the file as it was, byte for byte, and
+/// says so. Before the fix it replaced it with its own, without the lock.
+#[test]
+fn a_dry_run_leaves_the_last_real_outcome_in_the_metrics_file() {
+    let sb = Sandbox::new();
+    let file = sb.dir.join("hook.prom");
+    let f = file.to_str().unwrap();
+    fixture(&["cookie", "--count", "3"]);
+    let o = sb.run(&["run", "--min-age", "0", "--metrics-file", f]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let real = std::fs::read(&file).unwrap();
+    assert!(
+        String::from_utf8_lossy(&real)
+            .contains("semprep_last_run_cookies_removed{daemon=\"none\"} 3\n")
+    );
+    // Headroom short, no raise allowed: the dry run's verdict (exit 3)
+    // stays its own.
+    sb.limits("250 32000 32 10");
+    let runs: [&[&str]; 3] = [
+        &["run", "--dry-run", "--policy", "clean", "--metrics-file", f],
+        &[
+            "run",
+            "-n",
+            "--json",
+            "--policy",
+            "clean",
+            "--metrics-file",
+            f,
+        ],
+        &[
+            "exec",
+            "--dry-run",
+            "--policy",
+            "clean",
+            "--metrics-file",
+            f,
+            "--",
+            "true",
+        ],
+    ];
+    for args in runs {
+        let o = sb.run(args);
+        assert_eq!(code(&o), 3, "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("--dry-run: ")
+                && stderr(&o).contains("keeps the last real run's outcome"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_eq!(
+            std::fs::read(&file).unwrap(),
+            real,
+            "{args:?} rewrote the file"
+        );
+    }
+    // SEMPREP_DRY_RUN from a settings file, too.
+    let o = sb
+        .semprep()
+        .args(["run", "--policy", "clean", "--metrics-file", f])
+        .env("SEMPREP_DRY_RUN", "yes")
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert_eq!(std::fs::read(&file).unwrap(), real);
+}
+
+/// The hook file's owner (the textfile collector's user) swaps it for a
+/// FIFO while a run waits for the lock, after the command line was
+/// checked: the run must neither block on it nor follow it. It logs the
+/// refusal and exits as it would have.
+#[test]
+fn a_fifo_planted_at_the_metrics_file_mid_run_does_not_block_the_start() {
+    let sb = Sandbox::new();
+    let dir = sb.dir.join("textfile");
+    std::fs::create_dir(&dir).unwrap();
+    nix::unistd::chown(&dir, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let file = dir.join("hook.prom");
+    std::fs::write(&file, "").unwrap();
+    let lock = sb.lock_path();
+    let mut holder = Proc::fixture(&["fcntl-hold", lock.to_str().unwrap()], true);
+    let mut c = sb.semprep();
+    c.args(["run", "--lock-timeout", "20s", "--metrics-file"])
+        .arg(&file);
+    let run = Bg::spawn(c, &sb.dir, "run");
+    wait_until("the run to wait for the lock", || {
+        has_open(run.pid(), &lock)
+    });
+    std::fs::remove_file(&file).unwrap();
+    nix::unistd::mkfifo(&file, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    holder.kill();
+    let (status, _, err) = run.finish();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("cannot write the run's metrics") && err.contains("is not a regular file"),
+        "{err}"
+    );
 }

@@ -77,3 +77,47 @@ fn cap_ipc_owner_reads_every_set_but_changes_nothing() {
         assert_eq!((sysvipc(), kernel_sem()), (ipc.clone(), sem.clone()));
     }
 }
+
+/// `status --format prometheus` says whether it could read the cookies'
+/// details: without root or CAP_IPC_OWNER every root cookie counts as busy,
+/// which an alert would read as "nothing to clean", so
+/// `semprep_details_readable` is 0 then (also before any cookie exists:
+/// the exporter is misconfigured either way), and 1 with root or
+/// CAP_IPC_OWNER alone.
+#[test]
+fn prometheus_says_whether_the_cookie_details_were_readable() {
+    use std::os::unix::process::CommandExt;
+    let sb = Sandbox::new();
+    let args = ["status", "--format", "prometheus", "--min-age", "0"];
+    let as_nobody = |sb: &Sandbox| {
+        sb.semprep()
+            .args(args)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    };
+    let gauge = |o: &std::process::Output, line: &str| {
+        assert_eq!(code(o), 0, "{}", stderr(o));
+        let text = stdout(o);
+        assert!(text.contains(line), "{line} not in:\n{text}");
+        assert!(
+            text.contains("# HELP semprep_details_readable ")
+                && text.contains("# TYPE semprep_details_readable gauge\n"),
+            "{text}"
+        );
+    };
+    // No cookie yet: nothing miscounted, but the exporter could not read one.
+    gauge(&as_nobody(&sb), "semprep_details_readable 0\n");
+    gauge(&sb.run(&args), "semprep_details_readable 1\n");
+    fixture(&["cookie", "--count", "3"]);
+    let o = as_nobody(&sb);
+    gauge(&o, "semprep_details_readable 0\n");
+    gauge(&o, "semprep_dm_cookies{class=\"busy\"} 3\n");
+    gauge(&o, "semprep_dm_cookies{class=\"residual\"} 0\n");
+    for o in [sb.run(&args), with_ipc_owner(&sb, &args)] {
+        gauge(&o, "semprep_details_readable 1\n");
+        gauge(&o, "semprep_dm_cookies{class=\"residual\"} 3\n");
+        gauge(&o, "semprep_dm_cookies{class=\"busy\"} 0\n");
+    }
+}

@@ -12,7 +12,9 @@
 #   4. the RPM installs into a staged root (rpm -i --root --nodeps), its
 #      scriptlets run there without calling systemctl (no systemd running),
 #      and its drop-in passes systemd-analyze verify against Debian's real
-#      docker unit (control: without /usr/sbin/semprep it fails);
+#      docker unit (control: without /usr/sbin/semprep it fails); rpm -e
+#      and the .deb's prerm/postrm remove the metrics report from /run and
+#      nothing else;
 #   5. the man page renders without warnings (man --warnings, mandoc -T
 #      lint), has every section and every long option of every command's
 #      --help and every variable; `man semprep` works from the .deb, the
@@ -172,40 +174,60 @@ if [ "$(cat "$tmp/DEBIAN/conffiles")" = /etc/default/semprep ] &&
 else
 	fail "settings file: conffiles '$(cat "$tmp/DEBIAN/conffiles")'; RPM: $(rpm -qp --qf '[%{FILEFLAGS:fflags} %{FILENAMES}\n]' "$rpm" | grep sysconfig)"
 fi
-# Maintainer scripts: daemon-reload behind the systemd guard, nothing restarted.
-guarded() { # stdin = a script: it calls systemctl, only as daemon-reload, only
-	# inside an `if` whose condition tests /run/systemd/system
+# Maintainer scripts: daemon-reload behind the systemd guard, nothing
+# restarted; the one stop is the metrics timer's, on removal only.
+guarded() { # stdin = a script: it calls systemctl (or deb-systemd-invoke)
+	# only inside an `if` whose condition tests /run/systemd/system, and only
+	# as daemon-reload, or as `stop semprep-metrics.timer
+	# semprep-metrics.service` inside an `if` on removal ($1 = remove in the
+	# .deb, 0 in the RPM)
 	grep -v '^[[:space:]]*#' | awk '
-		/(^|[[:space:];])if[[:space:]]/ { depth++; g[depth] = ($0 ~ /\[ -d \/run\/systemd\/system \]/) }
-		/systemctl/ && !/command -v systemctl/ {
+		/(^|[[:space:];])if[[:space:]]/ {
+			depth++
+			g[depth] = ($0 ~ /\[ -d \/run\/systemd\/system \]/)
+			r[depth] = ($0 ~ /\[ "\$1" = (remove|0) \]/)
+		}
+		/systemctl|deb-systemd-invoke/ && !/command -v (systemctl|deb-systemd-invoke)/ {
 			calls++
-			if ($0 !~ /systemctl daemon-reload/) bad++
-			ok = 0
-			for (i = 1; i <= depth; i++) if (g[i]) ok = 1
+			ok = 0; removal = 0
+			for (i = 1; i <= depth; i++) { if (g[i]) ok = 1; if (r[i]) removal = 1 }
 			if (!ok) bad++
+			if ($0 ~ /(systemctl|deb-systemd-invoke) stop semprep-metrics\.timer semprep-metrics\.service /) {
+				if (!removal) bad++
+			} else if ($0 !~ /systemctl daemon-reload/) bad++
 		}
 		/(^|[[:space:];])fi([[:space:];]|$)/ { depth-- }
 		END { exit !(calls > 0 && bad == 0) }'
 }
+stops=0
 scripts=$(rpm -qp --scripts "$rpm")
-if sed -n '/^postinstall scriptlet/,/^postuninstall scriptlet/p' <<<"$scripts" | guarded &&
-	sed -n '/^postuninstall scriptlet/,$p' <<<"$scripts" | guarded &&
-	guarded <"$tmp/DEBIAN/postinst" && guarded <"$tmp/DEBIAN/postrm" &&
-	[ "$(cat - "$tmp/DEBIAN/postinst" "$tmp/DEBIAN/postrm" <<<"$scripts" | grep -v '^[[:space:]]*#' |
-		grep -ciE 'restart|systemctl +(start|stop|reload|enable|disable)')" = 0 ]; then
-	pass "rpm -qp --scripts and the .deb's postinst/postrm: systemctl daemon-reload only when /run/systemd/system exists; nothing restarted"
+for section in postinstall preuninstall postuninstall; do
+	awk -v s="$section" '/^[a-z]+ scriptlet / { on = ($1 == s); next } on' <<<"$scripts" >"$tmp/rpm-$section"
+done
+if guarded <"$tmp/rpm-postinstall" && guarded <"$tmp/rpm-preuninstall" && guarded <"$tmp/rpm-postuninstall" &&
+	guarded <"$tmp/DEBIAN/postinst" && guarded <"$tmp/DEBIAN/prerm" && guarded <"$tmp/DEBIAN/postrm" &&
+	[ "$(cat - "$tmp/DEBIAN/postinst" "$tmp/DEBIAN/prerm" "$tmp/DEBIAN/postrm" <<<"$scripts" | grep -v '^[[:space:]]*#' |
+		grep -vE '(systemctl|deb-systemd-invoke) stop semprep-metrics.timer semprep-metrics.service ' |
+		grep -ciE 'restart|(systemctl|deb-systemd-invoke) +(start|stop|reload|enable|disable)')" = 0 ]; then
+	stops=$(cat "$tmp/rpm-preuninstall" "$tmp/DEBIAN/prerm" | grep -cE '(systemctl|deb-systemd-invoke) stop semprep-metrics.timer')
+fi
+if [ "$stops" = 2 ]; then
+	pass "rpm -qp --scripts and the .deb's postinst/prerm/postrm: systemctl (deb-systemd-invoke) only when /run/systemd/system exists: daemon-reload, and on removal alone a stop of semprep-metrics.timer and .service; nothing restarted"
 else
-	fail "maintainer scripts: $scripts"
+	fail "maintainer scripts (metrics stops: $stops): $scripts"
 fi
 # shellcheck disable=SC2016 # the script's own $1
 if printf 'systemctl daemon-reload\n' | guarded ||
 	printf 'if [ "$1" = configure ]; then\n\tsystemctl daemon-reload\nfi\n' | guarded ||
-	printf 'if [ -d /run/systemd/system ]; then\n\tsystemctl restart docker\nfi\n' | guarded; then
-	fail "control: an unguarded daemon-reload or a restart passed the check"
+	printf 'if [ -d /run/systemd/system ]; then\n\tsystemctl restart docker\nfi\n' | guarded ||
+	printf 'if [ -d /run/systemd/system ]; then\n\tsystemctl stop semprep-metrics.timer semprep-metrics.service >/dev/null\nfi\n' | guarded ||
+	printf 'if [ "$1" = remove ] && [ -d /run/systemd/system ]; then\n\tsystemctl stop docker\nfi\n' | guarded ||
+	printf 'if [ "$1" = remove ]; then\n\tdeb-systemd-invoke stop semprep-metrics.timer semprep-metrics.service\nfi\n' | guarded; then
+	fail "control: an unguarded daemon-reload, a restart, a stop outside removal or of a daemon passed the check"
 else
-	pass "control: an unguarded daemon-reload, or a restart, fails the check"
+	pass "control: an unguarded daemon-reload, a restart, the metrics stop outside removal, or a daemon's stop fails the check"
 fi
-if shellcheck -s sh "$src/packaging/deb/postinst" "$src/packaging/deb/postrm" &&
+if shellcheck -s sh "$src/packaging/deb/postinst" "$src/packaging/deb/prerm" "$src/packaging/deb/postrm" &&
 	shellcheck -x "$src"/tests/sh/lib/*.sh; then
 	pass "shellcheck: the .deb's maintainer scripts and tests/sh/lib"
 else
@@ -279,6 +301,90 @@ if (cd "$tmp/debs" && apt-get download docker.io) >"$tmp/apt.log" 2>&1; then
 else
 	fail "apt-get download docker.io: $(tail -n 3 "$tmp/apt.log" | tr '\n' ' ')"
 fi
+
+# --- 4b. removal takes the metrics report with it, and nothing else ---
+# semprep-metrics.service keeps its report in /run (RuntimeDirectoryPreserve=
+# yes); node_exporter, through the administrator's link, would export it
+# until the next boot. In a staged root (no systemd: nothing may call
+# systemctl), each remover meets three layouts: systemd's with DynamicUser=
+# (the directory in /run/private, a link to it, a killed write's temporary
+# file, the timer enabled), a plain directory holding another program's file
+# too, and a /run/semprep-metrics that is a link systemd did not make.
+E=$tmp/erase-root
+mkdir -p "$E/bin" "$E/usr/bin"
+cp /bin/dash "$E/bin/sh"
+for tool in /bin/dash "$(type -P rm)" "$(type -P rmdir)" "$(type -P readlink)" "$(type -P dirname)"; do
+	[ "$tool" = /bin/dash ] || cp "$tool" "$E/usr/bin/"
+	for lib in $(ldd "$tool" | grep -oE '/[^ ]+'); do
+		mkdir -p "$E$(dirname "$lib")" && cp -L "$lib" "$E$lib"
+	done
+done
+printf '#!/bin/sh\necho "$@" >>/systemctl.calls\n' >"$E/usr/bin/systemctl"
+chmod 755 "$E/usr/bin/systemctl"
+mkdir "$E/dev" && mknod -m 0666 "$E/dev/null" c 1 3
+cp "$tmp/DEBIAN/prerm" "$E/deb-prerm"
+cp "$tmp/DEBIAN/postrm" "$E/deb-postrm"
+report_layout() { # $1 = dynamic, shared or link
+	rm -rf "$E/run" "$E/victim" "$E/etc/systemd/system/timers.target.wants"
+	mkdir -p "$E/run" "$E/etc/systemd/system/timers.target.wants"
+	case $1 in
+	dynamic)
+		mkdir -m 0700 "$E/run/private"
+		mkdir -m 0755 "$E/run/private/semprep-metrics"
+		echo 'semprep_semaphore_sets_in_use 7' >"$E/run/private/semprep-metrics/semprep.prom"
+		: >"$E/run/private/semprep-metrics/.semprep-tmp-4242-0123456789abcdef"
+		chown -R 61184:61184 "$E/run/private/semprep-metrics"
+		ln -s private/semprep-metrics "$E/run/semprep-metrics"
+		ln -s /usr/lib/systemd/system/semprep-metrics.timer "$E/etc/systemd/system/timers.target.wants/"
+		;;
+	shared)
+		mkdir "$E/run/semprep-metrics"
+		echo 'semprep_semaphore_sets_in_use 7' >"$E/run/semprep-metrics/semprep.prom"
+		echo "another program's" >"$E/run/semprep-metrics/other.prom"
+		;;
+	link)
+		mkdir "$E/victim"
+		echo "not semprep's" >"$E/victim/semprep.prom"
+		ln -s ../victim "$E/run/semprep-metrics"
+		;;
+	esac
+}
+left() { # what is left of the layout: "path type", sorted
+	(cd "$E" && find run victim etc/systemd/system/timers.target.wants -printf '%p %y\n' 2>/dev/null | sort | paste -sd' ')
+}
+declare -A want=(
+	[dynamic]='etc/systemd/system/timers.target.wants d run d run/private d'
+	[shared]='etc/systemd/system/timers.target.wants d run d run/semprep-metrics d run/semprep-metrics/other.prom f'
+	[link]='etc/systemd/system/timers.target.wants d run d run/semprep-metrics l victim d victim/semprep.prom f'
+)
+rpm --root "$E" --initdb
+for how in "rpm -e" "dpkg remove, purge"; do
+	ok=true
+	for layout in dynamic shared link; do
+		rm -f "$E/systemctl.calls"
+		if [ "$how" = "rpm -e" ]; then
+			rpm -i --root "$E" --nodeps "$rpm" >"$tmp/erase.log" 2>&1 || ok=false
+			report_layout "$layout"
+			rpm -e --root "$E" semprep >>"$tmp/erase.log" 2>&1 || ok=false
+		else
+			report_layout "$layout"
+			for step in "deb-prerm remove" "deb-postrm remove" "deb-postrm purge"; do
+				# shellcheck disable=SC2086 # the script and its argument
+				chroot "$E" /bin/sh /$step >>"$tmp/erase.log" 2>&1 || ok=false
+			done
+		fi
+		got=$(left)
+		if [ "$got" != "${want[$layout]}" ] || [ -e "$E/systemctl.calls" ]; then
+			ok=false
+			note "$how, $layout: left '$got', want '${want[$layout]}'; systemctl calls: $(cat "$E/systemctl.calls" 2>/dev/null)"
+		fi
+	done
+	if $ok; then
+		pass "$how without systemd: the report, a killed write's file, systemd's link and the timer's enablement go; another program's file, a link systemd did not make and what it points at stay; no systemctl call"
+	else
+		fail "$how: the metrics report's removal (above): $(cat "$tmp/erase.log")"
+	fi
+done
 
 # --- 5. the man page ---
 page=$dist/semprep.8

@@ -2,8 +2,10 @@
 # Monitoring across a fleet (issue 10), with the real tools:
 #   - `promtool check metrics` accepts `status --format prometheus` for an
 #     empty namespace, a mix of every class and 30,000 cookies, and its
-#     values equal what `status --json` says for the same state;
-#   - the hook's --metrics-file, two daemons in one file, passes promtool;
+#     values equal what `status --json` says for the same state, also as a
+#     user who cannot read root's cookies (semprep_details_readable 0);
+#   - the hook's --metrics-file, three daemons in one file (one run ended
+#     by the time budget's watchdog), passes promtool;
 #   - a real node_exporter on a loopback port, its textfile collector on the
 #     directory semprep writes to, scraped with curl: semprep's families with
 #     the right values, node_textfile_scrape_error 0; then the file is
@@ -60,18 +62,19 @@ for t in "$promtool" "$exporter"; do
 done
 
 # --- promtool check metrics, and the values against status --json --------------
-# $1 = name, $2 = shell commands that make the state (semfixture calls).
+# $1 = name, $2 = shell commands that make the state (semfixture calls),
+# $3 = what runs semprep (default: root itself).
 # In one IPC namespace: make the state, then status --json and --format
 # prometheus, with the time between them for the age check.
 check_state() {
-	local name=$1 make=$2 d=$tmp/$1
+	local name=$1 make=$2 as=${3:-} d=$tmp/$1
 	mkdir -p "$d"
 	# shellcheck disable=SC2016 # expanded by the inner shell
 	unshare --ipc env F="$SEMFIXTURE_BIN" S="$SEMPREP_BIN" D="$d" bash -c "
 		$make
 		date +%s >\$D/t0
-		\$S status --json --min-age 0 --stuck-after 0 >\$D/json
-		\$S status --format prometheus --min-age 0 --stuck-after 0 >\$D/prom
+		$as \$S status --json --min-age 0 --stuck-after 0 >\$D/json
+		$as \$S status --format prometheus --min-age 0 --stuck-after 0 >\$D/prom
 		date +%s >\$D/t1
 		kill \$(jobs -p) 2>/dev/null; wait
 	" 2>"$d/err"
@@ -94,8 +97,9 @@ check_state() {
 		"semprep_dm_cookies{class=\"busy\"} \(n("busy"))",
 		"semprep_dm_cookies{class=\"stuck\"} \(n("stuck"))",
 		"semprep_dm_cookies{class=\"lookalike\"} \(n("lookalike"))",
+		"semprep_details_readable \(if .privileged and ([.sets[] | select(.unreadable)] | length == 0) then 1 else 0 end)",
 		"semprep_headroom_short \(if .plan.before.short then 1 else 0 end)"' "$d/json")
-	got=$(grep -E '^semprep_(semaphore|dm_cookies|headroom)' "$d/prom")
+	got=$(grep -E '^semprep_(semaphore|dm_cookies|details|headroom)' "$d/prom")
 	if [ "$want" = "$got" ]; then
 		pass "$name: every value equals status --json's: $(echo "$got" | grep dm_cookies | sed 's/semprep_dm_cookies//' | paste -sd' ')"
 	else
@@ -126,13 +130,17 @@ check_state empty ':'
 # shellcheck disable=SC2016 # $F is the inner shell's
 # Residual, busy (a live owner), stuck (a waiter, --stuck-after 0), and
 # look-alikes: every class at least once.
-check_state mix '
+mix='
 	$F cookie --count 3 >/dev/null
 	$F lookalike nsems2 >/dev/null; $F lookalike mode0666 >/dev/null
 	busy=$($F cookie); $F hold $busy >/dev/null 2>&1 &
 	stuck=$($F cookie --state ops --ops 1); $F waiter $stuck >/dev/null 2>&1 &
 	for _ in $(seq 100); do [ "$(grep -c . /proc/sysvipc/sem)" -ge 7 ] && break; sleep 0.05; done
 	sleep 0.3'
+check_state mix "$mix"
+# The same state seen by nobody: root's cookies are unreadable, so all five
+# count as busy, and the report says it could not read them.
+check_state mix-nobody "$mix" 'setpriv --reuid=65534 --regid=65534 --clear-groups'
 # shellcheck disable=SC2016 # $F is the inner shell's
 check_state cookies30000 'echo "250 64000 32 32768" >/proc/sys/kernel/sem; $F cookie --count 30000 >/dev/null'
 if grep -q 'class="stuck"} 1' "$tmp/mix/prom" && grep -q 'class="busy"} 1' "$tmp/mix/prom" &&
@@ -141,13 +149,20 @@ if grep -q 'class="stuck"} 1' "$tmp/mix/prom" && grep -q 'class="busy"} 1' "$tmp
 else
 	fail "mix: not every class: $(grep dm_cookies "$tmp/mix/prom" | paste -sd' ')"
 fi
+if grep -q '^semprep_details_readable 1$' "$tmp/mix/prom" && grep -q '^semprep_details_readable 0$' "$tmp/mix-nobody/prom" &&
+	grep -q 'class="busy"} 5' "$tmp/mix-nobody/prom" && grep -q 'class="residual"} 0' "$tmp/mix-nobody/prom" &&
+	[ "$(jq .privileged "$tmp/mix-nobody/json")" = false ]; then
+	pass "mix as nobody: semprep_details_readable 0, the 5 cookies counted busy (as root: 1, and the classes)"
+else
+	fail "mix as nobody: $(grep -E 'dm_cookies|details' "$tmp/mix-nobody/prom" | paste -sd' ')"
+fi
 if grep -q 'semprep_dm_cookies{class="residual"} 30000' "$tmp/cookies30000/prom"; then
 	pass "30,000 cookies counted"
 else
 	fail "30,000 cookies: $(grep dm_cookies "$tmp/cookies30000/prom" | paste -sd' ')"
 fi
 
-# --- the hook's file: two daemons, one file ---------------------------------
+# --- the hook's file: three daemons, one file -------------------------------
 # The textfile directory: semprep writes only where no one but root (or
 # the collector's user) can write, so not under /tmp.
 text=/run/semprep-fleet-textfile-$$
@@ -163,13 +178,27 @@ unshare --ipc env F="$SEMFIXTURE_BIN" S="$SEMPREP_BIN" T="$text" L="$lockdir" ba
 	SEMPREP_LOCK_FILE=$L/lock SEMPREP_METRICS_FILE=$T/semprep-hook.prom $S run --daemon containerd \
 		--min-age 0 --pidfile /nonexistent
 ' >"$tmp/hook.out" 2>&1
+# isulad's start hangs reading /proc/sys/kernel/sem (a FIFO over it): the
+# time budget's watchdog ends it and records that.
+mkfifo "$lockdir/sem-fifo"
+# shellcheck disable=SC2016 # the inner shell's variables
+unshare --ipc --mount --propagation private env S="$SEMPREP_BIN" T="$text" L="$lockdir" sh -c '
+	mount --bind $L/sem-fifo /proc/sys/kernel/sem &&
+	SEMPREP_LOCK_FILE=$L/lock $S run --daemon isulad --pidfile /nonexistent --timeout 300ms \
+		--metrics-file $T/semprep-hook.prom
+' >>"$tmp/hook.out" 2>&1
 hook=$text/semprep-hook.prom
+for _ in $(seq 50); do grep -q '^semprep_last_run_timed_out{daemon="isulad"} 1$' "$hook" && break; sleep 0.1; done
 if "$promtool" check metrics <"$hook" >"$tmp/lint" 2>&1 &&
 	grep -q '^semprep_last_run_cookies_removed{daemon="none"} 4$' "$hook" &&
 	grep -q '^semprep_last_run_cookies_removed{daemon="containerd"} 0$' "$hook" &&
 	grep -q '^semprep_last_run_exit_code{daemon="containerd"} 0$' "$hook" &&
-	[ "$(grep -c '^# TYPE' "$hook")" = 6 ]; then
-	pass "hook file: both daemons' outcomes (4 removed, then 0), one HELP/TYPE per family, promtool accepts it"
+	grep -q '^semprep_last_run_timed_out{daemon="containerd"} 0$' "$hook" &&
+	grep -q '^semprep_last_run_timed_out{daemon="isulad"} 1$' "$hook" &&
+	grep -q '^semprep_last_run_exit_code{daemon="isulad"} 0$' "$hook" &&
+	! grep -q 'cookies_removed{daemon="isulad"}' "$hook" &&
+	[ "$(grep -c '^# TYPE' "$hook")" = 7 ]; then
+	pass "hook file: three daemons' outcomes (4 removed, 0, and one the watchdog ended: timed_out 1), one HELP/TYPE per family, promtool accepts it"
 else
 	fail "hook file: $(cat "$tmp/lint" "$hook" "$tmp/hook.out" | head -n 20 | paste -sd'|')"
 fi
@@ -211,6 +240,8 @@ if grep -q '^node_textfile_scrape_error 0$' "$tmp/scrape" &&
 	grep -q '^semprep_dm_cookies{class="residual"} 5$' "$tmp/scrape" &&
 	grep -q '^semprep_semaphore_sets_in_use 5$' "$tmp/scrape" &&
 	grep -q '^semprep_last_run_cookies_removed{daemon="none"} 4$' "$tmp/scrape" &&
+	grep -q '^semprep_last_run_timed_out{daemon="isulad"} 1$' "$tmp/scrape" &&
+	grep -q '^semprep_details_readable 1$' "$tmp/scrape" &&
 	grep -q '^semprep_headroom_short 0$' "$tmp/scrape"; then
 	pass "node_exporter: semprep's families from both files with the right values, node_textfile_scrape_error 0"
 else

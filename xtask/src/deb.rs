@@ -109,7 +109,7 @@ pub fn build(ctx: &Ctx) -> Result<Vec<PathBuf>> {
         .collect();
     util::write(&debian.join("conffiles"), conffiles, 0o644)?;
     util::write(&debian.join("md5sums"), md5sums, 0o644)?;
-    for script in ["postinst", "postrm"] {
+    for script in ["postinst", "prerm", "postrm"] {
         let text = util::read(&ctx.root.join("packaging/deb").join(script))?;
         util::write(&debian.join(script), text, 0o755)?;
     }

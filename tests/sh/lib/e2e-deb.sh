@@ -3,7 +3,7 @@
 # SEMPREP_E2E_DEB names a .deb (tests/sh/70-packages.sh does). semprep is
 # then installed with dpkg inside the booted container, not by install.sh,
 # and the same cases run on the packaged files alone; the last case purges
-# the package. Uses 50's in_c, in_ipc, semmni, $M, $T, $DEB (deb_install
+# the package. Uses 50's in_c, in_ipc, semmni, $M, $T, $LEADER, $DEB (deb_install
 # runs before 50 defines its other helpers).
 
 SBIN=/usr/sbin
@@ -74,8 +74,34 @@ deb_purge() {
 	fi
 	in_c test -f /run/semprep.lock || fail "no /run/semprep.lock after the runs"
 	semmni_before=$(semmni)
+	# The metrics timer enabled and running, its report written (with
+	# DynamicUser=: /run/semprep-metrics links to /run/private/...): a
+	# removal must stop both and take the report, which node_exporter would
+	# otherwise export until the next boot.
+	local root=/proc/$LEADER/root report=/run/semprep-metrics/semprep.prom state
+	in_c systemctl enable --now semprep-metrics.timer >"$T/timer.log" 2>&1
+	in_c systemctl start semprep-metrics.service >>"$T/timer.log" 2>&1
+	if [ -s "$root$report" ] && [ "$(in_c systemctl is-active semprep-metrics.timer)" = active ]; then
+		pass "before removal: semprep-metrics.timer active and its report $report written"
+	else
+		fail "semprep-metrics.timer before removal: $(cat "$T/timer.log"); $(ls -l "$root/run/semprep-metrics/" 2>&1)"
+	fi
 	n=$(reloads)
-	if in_c dpkg --purge semprep >"$T/dpkg.log" 2>&1; then
+	if in_c dpkg -r semprep >"$T/dpkg.log" 2>&1; then
+		pass "dpkg -r semprep"
+	else
+		fail "dpkg -r: $(cat "$T/dpkg.log")"
+		return 1
+	fi
+	state="timer $(in_c systemctl is-active semprep-metrics.timer), service $(in_c systemctl is-active semprep-metrics.service)"
+	if [ "$state" = "timer inactive, service inactive" ] &&
+		! in_c test -e /run/semprep-metrics && ! in_c test -L /run/semprep-metrics &&
+		! in_c test -e /run/private/semprep-metrics; then
+		pass "dpkg -r stopped semprep-metrics.timer and .service and removed $report, its directory and systemd's link to it"
+	else
+		fail "after dpkg -r: $state; left: $(in_c ls -la /run/semprep-metrics/ /run/private/ 2>&1)"
+	fi
+	if in_c dpkg --purge semprep >>"$T/dpkg.log" 2>&1; then
 		pass "dpkg --purge semprep"
 	else
 		fail "dpkg --purge: $(cat "$T/dpkg.log")"
@@ -83,7 +109,7 @@ deb_purge() {
 	fi
 	semprep_paths >"$T/paths.after"
 	if diff -u "$T/paths.before" "$T/paths.after" >"$T/paths.diff"; then
-		pass "after the purge no path named *semprep* is left (the drop-ins, the conffile, /run/semprep.lock, the --persist file, the docs: all gone)"
+		pass "after the purge no path named *semprep* is left (the drop-ins, the conffile, /run/semprep.lock, the --persist file, the timer's enablement, the docs: all gone)"
 	else
 		fail "left after the purge: $(cat "$T/paths.diff")"
 	fi
