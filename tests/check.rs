@@ -190,16 +190,7 @@ fn unknown_on_bad_input_and_on_what_it_cannot_see() {
     // Not root: root's cookies cannot be read, so residual and stuck are
     // UNKNOWN, never OK; headroom alone is still judged.
     fixture(&["cookie"]);
-    let as_nobody = |args: &[&str]| {
-        use std::os::unix::process::CommandExt;
-        sb.semprep()
-            .args(args)
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap()
-    };
-    let o = as_nobody(&["check"]);
+    let o = sb.run_as_nobody(&["check"]);
     assert_eq!(code(&o), 3, "{}", stdout(&o));
     let l = parse(&stdout(&o));
     assert!(
@@ -210,5 +201,8 @@ fn unknown_on_bad_input_and_on_what_it_cannot_see() {
         !l.perf.contains_key("residual"),
         "an unseen count was given: {l:?}"
     );
-    assert_eq!(code(&as_nobody(&["check", "--only", "headroom,usage"])), 0);
+    assert_eq!(
+        code(&sb.run_as_nobody(&["check", "--only", "headroom,usage"])),
+        0
+    );
 }

@@ -162,22 +162,13 @@ fn complete_wakes_a_stuck_waiter_as_udev_would_and_touches_nothing_else() {
 fn complete_needs_root_unless_dry_run() {
     let sb = Sandbox::new();
     let (id, _w) = waited_cookie();
-    let as_nobody = |args: &[&str]| {
-        use std::os::unix::process::CommandExt;
-        sb.semprep()
-            .args(args)
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap()
-    };
-    let o = as_nobody(&["complete", "--stuck", "--stuck-after", "0"]);
+    let o = sb.run_as_nobody(&["complete", "--stuck", "--stuck-after", "0"]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("needs root"), "{}", stderr(&o));
     assert_eq!(value(id), 1, "a refused complete changed the cookie");
     // Without root the dry run sees no waiter (root's cookie is mode
     // 0600): nothing is stuck, so nothing would be completed.
-    let o = as_nobody(&["complete", "--stuck", "--stuck-after", "0", "--dry-run"]);
+    let o = sb.run_as_nobody(&["complete", "--stuck", "--stuck-after", "0", "--dry-run"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("nothing to complete"), "{}", stdout(&o));
 }

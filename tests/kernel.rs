@@ -249,29 +249,20 @@ fn kernel_maximum_and_explicit_targets() {
 
 #[test]
 fn non_root_may_look_but_not_change() {
-    use std::os::unix::process::CommandExt;
     let sb = Sandbox::new();
     let ids = fixture(&["cookie", "--count", "2"]);
     let (ipc, sem) = (sysvipc(), kernel_sem());
-    let as_nobody = |args: &[&str]| {
-        sb.semprep()
-            .args(args)
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap()
-    };
     for args in [
         &["run", "--min-age", "0"][..],
         &["clean"],
         &["raise", "--semmni", "999"],
     ] {
-        let o = as_nobody(args);
+        let o = sb.run_as_nobody(args);
         assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains("needs root"), "{}", stderr(&o));
         assert_eq!((sysvipc(), kernel_sem()), (ipc.clone(), sem.clone()));
     }
-    let o = as_nobody(&["status", "--min-age", "0"]);
+    let o = sb.run_as_nobody(&["status", "--min-age", "0"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let text = stdout(&o);
     assert!(
@@ -281,7 +272,7 @@ fn non_root_may_look_but_not_change() {
     for id in &ids {
         assert!(text.contains(&format!(" {id}  0x0d4d")), "{text}");
     }
-    let o = as_nobody(&["--dry-run", "--min-age", "0"]);
+    let o = sb.run_as_nobody(&["--dry-run", "--min-age", "0"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
         !stdout(&o).contains("would remove"),

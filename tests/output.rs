@@ -196,15 +196,7 @@ fn json_reports_bad_input_found_after_parsing() {
 
     // A non-root run that would change state.
     for args in [&["run"][..], &["clean"], &["raise", "--semmni", "999"]] {
-        use std::os::unix::process::CommandExt;
-        let o = sb
-            .semprep()
-            .args(args)
-            .arg("--json")
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap();
+        let o = sb.run_as_nobody(&[args, &["--json"]].concat());
         let what = format!("{args:?} as nobody: {}", stderr(&o));
         assert_eq!(code(&o), 2, "{what}");
         error_doc(&o.stdout, 2, 2, "needs root", &what);

@@ -86,17 +86,9 @@ fn cap_ipc_owner_reads_every_set_but_changes_nothing() {
 /// CAP_IPC_OWNER alone.
 #[test]
 fn prometheus_says_whether_the_cookie_details_were_readable() {
-    use std::os::unix::process::CommandExt;
     let sb = Sandbox::new();
     let args = ["status", "--format", "prometheus", "--min-age", "0"];
-    let as_nobody = |sb: &Sandbox| {
-        sb.semprep()
-            .args(args)
-            .uid(65534)
-            .gid(65534)
-            .output()
-            .unwrap()
-    };
+    let as_nobody = |sb: &Sandbox| sb.run_as_nobody(&args);
     let gauge = |o: &std::process::Output, line: &str| {
         assert_eq!(code(o), 0, "{}", stderr(o));
         let text = stdout(o);

@@ -89,6 +89,18 @@ impl Sandbox {
     pub fn run(&self, args: &[&str]) -> Output {
         self.semprep().args(args).output().unwrap()
     }
+
+    /// semprep as `nobody` (uid and gid 65534, no root, no capability):
+    /// what a user without privilege sees and may do.
+    pub fn run_as_nobody(&self, args: &[&str]) -> Output {
+        use std::os::unix::process::CommandExt;
+        self.semprep()
+            .args(args)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap()
+    }
 }
 
 impl Drop for Sandbox {
