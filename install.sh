@@ -25,7 +25,8 @@ Options:
                   written inside the files stay the target's (default:
                   $DESTDIR, else /)
   --uninstall     remove exactly what install.sh installed (an edited
-                  configuration file is kept)
+                  configuration file is kept), after stopping the metrics
+                  timer; and its report in /run and its enablement link
   --force         replace files that exist but were not installed by
                   install.sh
   -n, --dry-run   print every action and change nothing
@@ -245,8 +246,56 @@ write_manifest() {
 	if [ ! -s "$work/old" ]; then say install "$manifest (mode 644)"; fi
 }
 
+# The metrics timer, when install.sh installed it: stopped while its units
+# still exist (only by the running systemd of this very root), and then,
+# once its units are gone, the report it kept in /run and its enablement
+# link, as the packages' removal does: node_exporter would otherwise export
+# stale figures through the administrator's link until the next boot.
+installed_metrics() {
+	awk -v p="$systemd_dir/semprep-metrics.timer" '$1 == "file" && $2 == p { f = 1 } END { exit !f }' "$work/old"
+}
+
+stop_metrics() {
+	installed_metrics || return 0
+	if [ -z "$R" ] && [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		$dry || systemctl stop semprep-metrics.timer semprep-metrics.service >/dev/null 2>&1 || true
+		say run "systemctl stop semprep-metrics.timer semprep-metrics.service"
+	fi
+}
+
+# Only semprep's files (the report, a killed write's temporary files), then
+# the directory if that empties it. No link is followed, and a link is
+# removed only when it is systemd's (DynamicUser= keeps the directory in
+# /run/private and links /run/semprep-metrics to it) or the timer's
+# enablement. Same rules as packaging/deb/postrm.
+remove_metrics_leftovers() {
+	installed_metrics || return 0
+	for d in /run/private/semprep-metrics /run/semprep-metrics; do
+		if [ ! -d "$R$d" ] || [ -L "$R$d" ] || [ -L "$R$(dirname "$d")" ]; then
+			continue
+		fi
+		for f in "$R$d/semprep.prom" "$R$d"/.semprep-tmp-*; do
+			if [ -f "$f" ] && [ ! -L "$f" ]; then
+				$dry || rm -f "$f"
+				say remove "${f#"$R"}"
+			fi
+		done
+		if ! $dry && rmdir "$R$d" 2>/dev/null; then say remove "directory $d"; fi
+	done
+	if [ -L "$R/run/semprep-metrics" ] && [ "$(readlink "$R/run/semprep-metrics")" = private/semprep-metrics ]; then
+		$dry || rm -f "$R/run/semprep-metrics"
+		say remove "/run/semprep-metrics (systemd's link)"
+	fi
+	wants=$systemd_dir/timers.target.wants/semprep-metrics.timer
+	if [ -L "$R$wants" ] && [ "$(readlink "$R$wants")" = "$systemd_dir/semprep-metrics.timer" ]; then
+		$dry || rm -f "$R$wants"
+		say remove "$wants (systemctl enable's link)"
+	fi
+}
+
 do_uninstall() {
 	[ -s "$work/old" ] || die 1 "no $R$manifest: nothing here was installed by install.sh"
+	stop_metrics
 	# Files and the config first; $work/old is a copy, as the manifest goes too.
 	while read -r type path ck; do
 		case "$type" in
@@ -269,6 +318,7 @@ do_uninstall() {
 			;;
 		esac
 	done <"$work/old"
+	remove_metrics_leftovers
 	$dry || rm -f "$R$manifest"
 	say remove "$manifest"
 	# Then the directories install.sh created, children first (reverse sort),

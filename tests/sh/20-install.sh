@@ -327,7 +327,53 @@ else
 	skip "install into /: needs root, unshare, /etc/systemd/system and /etc/default, and no /etc/sysconfig"
 fi
 
-# --- 11. shellcheck (install.sh, hooks, and the init snippets as sh) ---
+# --- 11. uninstall takes the metrics timer's leftovers, and only those ---
+# What the timer leaves in /run (DynamicUser=: the directory in
+# /run/private, systemd's link at /run/semprep-metrics) and the link
+# `systemctl enable` makes; the packages' removal takes the same.
+M=$tmp/metrics-left
+mkdir "$M"
+if inst "$M" --binary "$bin"; then
+	mkdir -p "$M/run/private/semprep-metrics" "$M/etc/systemd/system/timers.target.wants"
+	echo 'semprep_details_readable 1' >"$M/run/private/semprep-metrics/semprep.prom"
+	: >"$M/run/private/semprep-metrics/.semprep-tmp-1234"
+	ln -s private/semprep-metrics "$M/run/semprep-metrics"
+	ln -s /etc/systemd/system/semprep-metrics.timer "$M/etc/systemd/system/timers.target.wants/semprep-metrics.timer"
+	if inst "$M" --uninstall && [ ! -e "$M/run/private/semprep-metrics" ] && [ ! -L "$M/run/semprep-metrics" ] &&
+		[ ! -L "$M/etc/systemd/system/timers.target.wants/semprep-metrics.timer" ] &&
+		grep -qF 'removed /run/private/semprep-metrics/semprep.prom' "$tmp/log"; then
+		pass "--uninstall removes the metrics report, its directory, systemd's link and the timer's enablement"
+	else
+		fail "--uninstall left the metrics timer's leftovers: $(find "$M/run" "$M/etc/systemd" 2>&1) $(cat "$tmp/log")"
+	fi
+else
+	fail "install for the metrics leftovers: $(cat "$tmp/log")"
+fi
+# Not semprep's: another file in the directory, a link planted at
+# /run/semprep-metrics that points elsewhere, an enablement link to another
+# unit file. All stay, and nothing is followed.
+F2=$tmp/metrics-foreign
+mkdir -p "$F2" "$tmp/victim"
+echo 'victim' >"$tmp/victim/semprep.prom"
+if inst "$F2" --binary "$bin"; then
+	mkdir -p "$F2/run/private/semprep-metrics" "$F2/etc/systemd/system/timers.target.wants"
+	echo 'x' >"$F2/run/private/semprep-metrics/semprep.prom"
+	echo 'keep' >"$F2/run/private/semprep-metrics/other.prom"
+	ln -s "$tmp/victim" "$F2/run/semprep-metrics"
+	ln -s /usr/lib/systemd/system/semprep-metrics.timer "$F2/etc/systemd/system/timers.target.wants/semprep-metrics.timer"
+	if inst "$F2" --uninstall && [ ! -e "$F2/run/private/semprep-metrics/semprep.prom" ] &&
+		grep -qx keep "$F2/run/private/semprep-metrics/other.prom" &&
+		[ -L "$F2/run/semprep-metrics" ] && grep -qx victim "$tmp/victim/semprep.prom" &&
+		[ -L "$F2/etc/systemd/system/timers.target.wants/semprep-metrics.timer" ]; then
+		pass "--uninstall keeps what is not semprep's in /run and follows no link"
+	else
+		fail "--uninstall touched what is not semprep's: $(find "$F2/run" "$tmp/victim" 2>&1) $(cat "$tmp/log")"
+	fi
+else
+	fail "install for the foreign metrics files: $(cat "$tmp/log")"
+fi
+
+# --- 12. shellcheck (install.sh, hooks, and the init snippets as sh) ---
 if command -v shellcheck >/dev/null; then
 	if shellcheck -s sh "$src/install.sh" "$src"/hooks/*.sh >"$tmp/sc" 2>&1 &&
 		shellcheck -s sh -e SC2034 "$src"/hooks/openrc/* "$src"/hooks/sysvinit/* >>"$tmp/sc" 2>&1 &&
