@@ -142,20 +142,7 @@ fn the_hook_writes_its_outcome_and_a_failure_to_does_not_change_the_exit_code() 
          exec \"$0\" run --metrics-file {d}/hook.prom",
         d = full.display()
     );
-    let o = std::process::Command::new(which("unshare"))
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-            SEMPREP,
-        ])
-        .env("SEMPREP_LOCK_FILE", sb.lock_path())
-        .env("SEMPREP_DAEMON", "none")
-        .output()
-        .unwrap();
+    let o = sb.semprep_in_private_mounts(&script).output().unwrap();
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(
         stderr(&o).contains("cannot write the run's metrics"),

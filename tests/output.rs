@@ -472,18 +472,7 @@ fn an_output_file_that_cannot_be_written_is_named_once_and_kept() {
         d = dir.display(),
         r = report.display()
     );
-    let o = Command::new(which("unshare"))
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &script,
-            SEMPREP,
-        ])
-        .output()
-        .unwrap();
+    let o = sb.semprep_in_private_mounts(&script).output().unwrap();
     let err = stderr(&o);
     assert_eq!(code(&o), 1, "{err}");
     assert!(

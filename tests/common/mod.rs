@@ -73,6 +73,23 @@ impl Sandbox {
         self.with_settings(c)
     }
 
+    /// `sh -c script` in a private mount namespace that shares this IPC
+    /// namespace, `$0` being semprep, with this sandbox's settings: for a
+    /// test that mounts something only semprep sees (a full tmpfs).
+    pub fn semprep_in_private_mounts(&self, script: &str) -> Command {
+        let mut c = Command::new(which("unshare"));
+        c.args([
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            SEMPREP,
+        ]);
+        self.with_settings(c)
+    }
+
     /// `c`, which runs semprep, with this sandbox's settings.
     fn with_settings(&self, mut c: Command) -> Command {
         for (k, _) in std::env::vars() {
